@@ -1,0 +1,519 @@
+"""Reverse-mode autograd: ``Function``, the tape, the backward engine, grad modes, gradcheck.
+
+Every differentiable op, built-in or yours, is a ``Function`` subclass with a ``forward``
+and a ``backward``. ``Function.apply`` runs ``forward`` and, when an input requires grad,
+records the call as a node of the graph; ``Tensor.backward`` walks the nodes in reverse
+topological order and calls each ``backward`` with the gradient of its outputs.
+
+A custom op works exactly like a built-in one:
+
+>>> import lightgrad as lg
+>>> class Cube(lg.autograd.Function):
+...     @staticmethod
+...     def forward(ctx, x):
+...         ctx.save_for_backward(x)
+...         return x * x * x
+...     @staticmethod
+...     def backward(ctx, grad):
+...         (x,) = ctx.saved_tensors
+...         return grad * 3 * x * x
+>>> x = lg.tensor([1.0, 2.0], requires_grad=True)
+>>> Cube.apply(x).sum().backward()
+>>> x.grad
+tensor([ 3., 12.])
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from . import dtypes
+
+# ----------------------------------------------------------------------------- grad mode
+
+_grad_enabled = [True]
+
+
+def is_grad_enabled() -> bool:
+    """True when ops record the graph for backward.
+
+    >>> import lightgrad as lg
+    >>> with lg.no_grad():
+    ...     lg.is_grad_enabled()
+    False
+    """
+    return _grad_enabled[0]
+
+
+class set_grad_enabled:
+    """Turn graph recording on or off: a function call, a context manager or a decorator.
+
+    >>> import lightgrad as lg
+    >>> with lg.set_grad_enabled(False):
+    ...     y = lg.ones(2, requires_grad=True) * 2
+    >>> y.requires_grad
+    False
+    """
+
+    def __init__(self, mode: bool = True):
+        self.prev = _grad_enabled[0]
+        self.mode = bool(mode)
+        _grad_enabled[0] = self.mode
+
+    def __enter__(self) -> None:
+        _grad_enabled[0] = self.mode
+
+    def __exit__(self, *exc: object) -> None:
+        _grad_enabled[0] = self.prev
+
+    def __call__(self, fn: Callable) -> Callable:
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            prev = _grad_enabled[0]
+            _grad_enabled[0] = mode
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _grad_enabled[0] = prev
+
+        return wrapper
+
+
+class no_grad(set_grad_enabled):
+    """Context manager / decorator that disables graph recording (for inference, updates).
+
+    >>> import lightgrad as lg
+    >>> @lg.no_grad()
+    ... def double(t):
+    ...     return t * 2
+    >>> double(lg.ones(1, requires_grad=True)).requires_grad
+    False
+    """
+
+    def __init__(self) -> None:
+        self.prev = _grad_enabled[0]
+        self.mode = False
+
+
+class enable_grad(set_grad_enabled):
+    """Context manager / decorator that re-enables graph recording inside ``no_grad``.
+
+    >>> import lightgrad as lg
+    >>> with lg.no_grad(), lg.enable_grad():
+    ...     lg.is_grad_enabled()
+    True
+    """
+
+    def __init__(self) -> None:
+        self.prev = _grad_enabled[0]
+        self.mode = True
+
+
+# ----------------------------------------------------------------------------- Function
+
+
+class Context:
+    """The node a ``Function`` call leaves in the graph; ``forward``/``backward`` get it as ctx.
+
+    It holds what ``backward`` needs: saved tensors, ``needs_input_grad`` and any
+    attributes that ``forward`` sets on it.
+    """
+
+    # Inputs of the call as graph edges: (node, output_nr) per input, or None.
+    _edges: tuple = ()
+    _saved: tuple | None = ()
+    _saved_versions: tuple = ()
+    _released = False
+    _output_hooks: dict | None = None
+    _non_differentiable: tuple = ()
+    _input_meta: tuple = ()
+    needs_input_grad: tuple = ()
+
+    def save_for_backward(self, *tensors: Any) -> None:
+        """Keep tensors for backward; changing one in place before backward is an error."""
+        self._saved = tensors
+        self._saved_versions = tuple(
+            t._version[0] if t is not None else 0 for t in tensors)
+
+    @property
+    def saved_tensors(self) -> tuple:
+        if self._released:
+            raise RuntimeError(
+                f"{self.name()}: trying to backward through the graph a second time (or "
+                "to read saved tensors after they were freed). Pass retain_graph=True to "
+                "the first backward() if you need to backward twice.")
+        for t, version in zip(self._saved, self._saved_versions):
+            if t is not None and t._version[0] != version:
+                raise RuntimeError(
+                    f"{self.name()}: one of the tensors saved for backward (shape "
+                    f"{tuple(t.shape)}, dtype {t.dtype.name}) has been modified by an "
+                    f"in-place operation: it is at version {t._version[0]}, expected "
+                    f"version {version}.")
+        return self._saved
+
+    def mark_non_differentiable(self, *tensors: Any) -> None:
+        """Declare outputs (such as indices) that never carry a gradient."""
+        self._non_differentiable = tuple(id(t) for t in tensors)
+
+    @classmethod
+    def name(cls) -> str:
+        return cls.__name__ + "Backward"
+
+    def __repr__(self) -> str:
+        return f"<{self.name()}>"
+
+    def _release(self) -> None:
+        self._saved = None
+        self._released = True
+
+
+class Function(Context):
+    """Base class of every differentiable op.
+
+    Subclass it with two static methods: ``forward(ctx, *args)`` returning a Tensor (or a
+    tuple of Tensors) and ``backward(ctx, *grads)`` returning one gradient (or None) per
+    argument of forward. Call it with ``MyOp.apply(*args)``. ``forward`` runs with grad
+    recording off; ``backward`` is written with Tensor ops, so ``create_graph=True`` gives
+    higher derivatives. See the module docstring for an example.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("Function subclasses must implement forward")
+
+    @staticmethod
+    def backward(ctx: Context, *grads: Any) -> Any:
+        raise NotImplementedError("Function subclasses must implement backward")
+
+    @classmethod
+    def apply(cls, *args: Any, **kwargs: Any) -> Any:
+        ctx = cls.__new__(cls)
+        record = False
+        if _grad_enabled[0]:
+            needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+            record = True in needs
+            ctx.needs_input_grad = needs
+            _grad_enabled[0] = False
+            try:
+                out = cls.forward(ctx, *args, **kwargs)
+            finally:
+                _grad_enabled[0] = True
+        else:
+            ctx.needs_input_grad = (False,) * len(args)
+            out = cls.forward(ctx, *args, **kwargs)
+        if record:
+            return ctx._connect(args, out)
+        ctx._saved = None
+        return out
+
+    def _connect(self, args: Sequence[Any], out: Any) -> Any:
+        edges = []
+        meta = []
+        for a, need in zip(args, self.needs_input_grad):
+            if need:
+                edges.append((a.grad_fn, a._output_nr) if a.grad_fn is not None else (a, 0))
+                meta.append((a.shape, a.dtype))
+            else:
+                edges.append(None)
+                meta.append(None)
+        self._edges = tuple(edges)
+        self._input_meta = tuple(meta)
+        outputs = list(out) if isinstance(out, tuple) else [out]
+        skip = self._non_differentiable
+        for nr, o in enumerate(outputs):
+            if not isinstance(o, Tensor):
+                raise TypeError(f"{type(self).__name__}.forward must return Tensors, "
+                                f"got {type(o).__name__} at output {nr}")
+            if any(o is a for a in args):
+                # forward returned an input unchanged: the output is a new alias of it
+                o = outputs[nr] = o.detach()
+            if o._data.dtype in dtypes.FLOAT_NUMPY_DTYPES and id(o) not in skip:
+                o.requires_grad = True
+                o.grad_fn = self
+                o._output_nr = nr
+        self._n_outputs = len(outputs)
+        self._output_meta = tuple((o.shape, o.dtype) for o in outputs)
+        return tuple(outputs) if isinstance(out, tuple) else outputs[0]
+
+
+# ----------------------------------------------------------------------------- engine
+
+
+def _topo_order(roots: Iterable[Context]) -> list[Context]:
+    """Graph nodes reachable from roots, each after every node that feeds it a gradient."""
+    order: list[Context] = []
+    visited: set[int] = set()
+    for root in roots:
+        if id(root) in visited:
+            continue
+        visited.add(id(root))
+        stack = [(root, iter(root._edges))]
+        while stack:
+            node, children = stack[-1]
+            for edge in children:
+                if edge is None:
+                    continue
+                child = edge[0]
+                if isinstance(child, Context) and id(child) not in visited:
+                    visited.add(id(child))
+                    stack.append((child, iter(child._edges)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    order.reverse()
+    return order
+
+
+def _check_grad(node: Context, index: int, grad: Any) -> Any:
+    shape, dtype = node._input_meta[index]
+    if not isinstance(grad, Tensor):
+        raise TypeError(f"{node.name()} returned a {type(grad).__name__} as gradient for "
+                        f"input {index}; expected a Tensor or None")
+    if grad.shape != shape:
+        raise RuntimeError(f"{node.name()} returned an invalid gradient for input {index}: "
+                           f"shape {tuple(grad.shape)}, expected {tuple(shape)}")
+    if grad.dtype is not dtype:
+        grad = grad.to(dtype)
+    return grad
+
+
+def _accumulate(store: dict, key: int, nr: int, grad: Any, n: int) -> None:
+    slot = store.get(key)
+    if slot is None:
+        slot = store[key] = [None] * n
+    slot[nr] = grad if slot[nr] is None else slot[nr] + grad
+
+
+def run_backward(tensors: Sequence[Any], grad_tensors: Sequence[Any], retain_graph: bool,
+                 create_graph: bool, inputs: Sequence[Any] | None = None) -> list | None:
+    """The engine: propagate ``grad_tensors`` from ``tensors`` back through the graph.
+
+    With ``inputs=None`` gradients accumulate into the ``.grad`` of leaves; otherwise the
+    gradients of ``inputs`` are returned (and no ``.grad`` is touched).
+    """
+    roots = []
+    node_grads: dict[int, list] = {}
+    leaf_grads: dict[int, Any] = {}
+    leaves: dict[int, Any] = {}
+    for t, g in zip(tensors, grad_tensors):
+        if t.grad_fn is None:
+            if t.requires_grad:
+                leaves[id(t)] = t
+                leaf_grads[id(t)] = g if id(t) not in leaf_grads else leaf_grads[id(t)] + g
+            continue
+        roots.append(t.grad_fn)
+        _accumulate(node_grads, id(t.grad_fn), t._output_nr, g, t.grad_fn._n_outputs)
+    wanted = None
+    if inputs is not None:
+        wanted = {}
+        for i, t in enumerate(inputs):
+            wanted[(id(t.grad_fn), t._output_nr) if t.grad_fn is not None else (id(t), -1)] = i
+    results: list = [None] * len(inputs) if inputs is not None else []
+
+    prev_mode = _grad_enabled[0]
+    _grad_enabled[0] = create_graph
+    try:
+        for node in _topo_order(roots):
+            grads = node_grads.pop(id(node), None)
+            if grads is None:
+                continue
+            if node._output_hooks:
+                for nr, hooks in node._output_hooks.items():
+                    for hook in hooks:
+                        if grads[nr] is not None:
+                            new = hook(grads[nr])
+                            grads[nr] = new if new is not None else grads[nr]
+            if wanted is not None:
+                for nr, g in enumerate(grads):
+                    i = wanted.get((id(node), nr))
+                    if i is not None:
+                        results[i] = g
+            if not any(e is not None for e in node._edges):
+                continue
+            for nr, g in enumerate(grads):
+                if g is None:
+                    shape, dtype = node._output_meta[nr]
+                    grads[nr] = Tensor._zeros_for(shape, dtype, node)
+            out = type(node).backward(node, *grads)
+            if not isinstance(out, tuple):
+                out = (out,)
+            if len(out) < len(node._edges):
+                raise RuntimeError(f"{node.name()} returned {len(out)} gradients, expected "
+                                   f"{len(node._edges)} (one per forward argument)")
+            if not retain_graph:
+                node._release()
+            for i, (edge, g) in enumerate(zip(node._edges, out)):
+                if edge is None or g is None:
+                    continue
+                g = _check_grad(node, i, g)
+                child, nr = edge
+                if isinstance(child, Context):
+                    _accumulate(node_grads, id(child), nr, g, child._n_outputs)
+                else:
+                    leaves[id(child)] = child
+                    leaf_grads[id(child)] = g if id(child) not in leaf_grads \
+                        else leaf_grads[id(child)] + g
+        for key, leaf in leaves.items():
+            g = leaf_grads[key]
+            for hook in leaf._hooks or ():
+                new = hook(g)
+                g = new if new is not None else g
+            if wanted is not None:
+                i = wanted.get((key, -1))
+                if i is not None:
+                    results[i] = g
+                continue
+            if leaf.grad is None:
+                # .grad owns its memory: backward may hand the same buffer to several leaves
+                leaf.grad = g if create_graph else g.detach().clone()
+            elif create_graph:
+                leaf.grad = leaf.grad + g
+            else:
+                leaf.grad._data = leaf.grad._data + g._data
+    finally:
+        _grad_enabled[0] = prev_mode
+    return results if inputs is not None else None
+
+
+def _as_grad_list(tensors: Any, grads: Any, op: str) -> tuple[list, list]:
+    tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    if grads is None or isinstance(grads, Tensor):
+        grads = [grads] * len(tensors) if grads is None else [grads]
+    grads = list(grads)
+    if len(grads) != len(tensors):
+        raise ValueError(f"{op}: got {len(tensors)} outputs but {len(grads)} gradients")
+    filled = []
+    for t, g in zip(tensors, grads):
+        if not t.requires_grad:
+            raise RuntimeError(f"{op}: element of shape {tuple(t.shape)} does not require "
+                               "grad and does not have a grad_fn")
+        if g is None:
+            if t.numel() != 1:
+                raise RuntimeError(
+                    f"{op}: grad can be implicitly created only for scalar outputs, got an "
+                    f"output of shape {tuple(t.shape)}; pass gradient= of that shape")
+            g = Tensor._full_like_meta(t, 1.0)
+        else:
+            if not isinstance(g, Tensor):
+                g = Tensor._full_like_meta(t, 0.0) + g
+            if g.shape != t.shape:
+                raise RuntimeError(f"{op}: gradient has shape {tuple(g.shape)} but the "
+                                   f"output has shape {tuple(t.shape)}")
+        filled.append(g)
+    return tensors, filled
+
+
+def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None = None,
+             create_graph: bool = False) -> None:
+    """Accumulate gradients of ``tensors`` into the ``.grad`` of the leaves they depend on.
+
+    >>> import lightgrad as lg
+    >>> x = lg.tensor(3.0, requires_grad=True)
+    >>> lg.autograd.backward(x * x); x.grad
+    tensor(6.)
+    """
+    tensors, grads = _as_grad_list(tensors, grad_tensors, "backward")
+    retain = create_graph if retain_graph is None else retain_graph
+    run_backward(tensors, grads, retain, create_graph)
+
+
+def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool = False) -> tuple:
+    """Gradients of ``outputs`` with respect to ``inputs``, returned instead of accumulated.
+
+    >>> import lightgrad as lg
+    >>> x = lg.tensor(2.0, requires_grad=True)
+    >>> (dx,) = lg.autograd.grad(x ** 3, x, create_graph=True)
+    >>> lg.autograd.grad(dx, x)[0]
+    tensor(12.)
+    """
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError(f"grad: an input of shape {tuple(t.shape)} does not require "
+                               "grad")
+    outputs, grads = _as_grad_list(outputs, grad_outputs, "grad")
+    retain = create_graph if retain_graph is None else retain_graph
+    results = run_backward(outputs, grads, retain, create_graph, inputs=inputs)
+    for i, r in enumerate(results):
+        if r is None and not allow_unused:
+            raise RuntimeError(f"grad: input {i} (shape {tuple(inputs[i].shape)}) was not "
+                               "used to compute the outputs; pass allow_unused=True to get "
+                               "None for it")
+    return tuple(results)
+
+
+# ----------------------------------------------------------------------------- gradcheck
+
+
+def _numerical_jacobian(fn: Callable, inputs: list, index: int, eps: float) -> np.ndarray:
+    x = inputs[index]
+    flat = x._data.reshape(-1)
+    columns = []
+    for k in range(flat.size):
+        orig = flat[k]
+        flat[k] = orig + eps
+        plus = np.concatenate([o.numpy().reshape(-1) for o in _outputs(fn(*inputs))])
+        flat[k] = orig - eps
+        minus = np.concatenate([o.numpy().reshape(-1) for o in _outputs(fn(*inputs))])
+        flat[k] = orig
+        columns.append((plus - minus) / (2 * eps))
+    return np.stack(columns, axis=1)
+
+
+def _outputs(out: Any) -> tuple:
+    return out if isinstance(out, tuple) else (out,)
+
+
+def gradcheck(fn: Callable, inputs: Sequence[Any], eps: float = 1e-6, atol: float = 1e-5,
+              rtol: float = 1e-3, raise_exception: bool = True) -> bool:
+    """Compare backward with central finite differences; inputs must be float64.
+
+    >>> import lightgrad as lg
+    >>> x = lg.randn(3, dtype=lg.float64, requires_grad=True)
+    >>> lg.autograd.gradcheck(lambda t: (t * t).sin(), [x])
+    True
+    """
+    inputs = list(inputs)
+    for t in inputs:
+        if isinstance(t, Tensor) and t.requires_grad and t.dtype is not dtypes.float64:
+            raise TypeError(f"gradcheck: inputs that require grad must be float64, got "
+                            f"{t.dtype.name} of shape {tuple(t.shape)}")
+    outs = _outputs(fn(*inputs))
+    outs = [o for o in outs if o.requires_grad]
+    sizes = [o.numel() for o in outs]
+    total = sum(sizes)
+    for i, x in enumerate(inputs):
+        if not (isinstance(x, Tensor) and x.requires_grad):
+            continue
+        with no_grad():
+            numerical = _numerical_jacobian(fn, inputs, i, eps)
+        analytical = np.zeros((total, x.numel()))
+        row = 0
+        for o in outs:
+            for k in range(o.numel()):
+                seed = np.zeros(o.numel())
+                seed[k] = 1.0
+                g = Tensor._from_buffer(seed.reshape(o.shape).astype(o.dtype.np), o.device)
+                got = grad(o, x, g, retain_graph=True, allow_unused=True)[0]
+                if got is not None:
+                    analytical[row] = got.numpy().reshape(-1)
+                row += 1
+        if not np.allclose(analytical, numerical, atol=atol, rtol=rtol):
+            diff = np.abs(analytical - numerical).max()
+            if raise_exception:
+                raise AssertionError(
+                    f"gradcheck: backward and finite differences disagree for input {i} "
+                    f"(shape {tuple(x.shape)}): max abs difference {diff:.3g}\n"
+                    f"analytical:\n{analytical}\nnumerical:\n{numerical}")
+            return False
+    return True
+
+
+from .tensor import Tensor  # noqa: E402  (Tensor needs Function, Function needs Tensor)

@@ -1,0 +1,51 @@
+"""The ``lightgrad`` command: ``lightgrad info``, ``lightgrad demo``.
+
+>>> from lightgrad.cli import main
+>>> main(["info"])  # doctest: +ELLIPSIS
+lightgrad ...
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from typing import Sequence
+
+
+def _info(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    import lightgrad as lg
+    from lightgrad.backends import available_devices
+    print(f"lightgrad {lg.__version__}")
+    print(f"python {platform.python_version()}, numpy {np.__version__}")
+    print(f"devices: {', '.join(available_devices())}")
+    print("backends: cpu (NumPy)" + ("" if "cuda" not in available_devices() else ", cuda"))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from lightgrad.demo import run
+    run()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="lightgrad", description="lightgrad command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+    info = sub.add_parser("info", help="version, devices found and backends")
+    info.set_defaults(func=_info)
+    demo = sub.add_parser("demo", help="train the scalar MLP and a tensor MLP on a toy set")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lightgrad`` console command."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,461 @@
+"""Elementwise ops: unary math, binary arithmetic with broadcasting, comparisons, where, clamp.
+
+Each op is a ``Function``: ``forward`` calls the backend primitive of the same name,
+``backward`` is written with Tensor ops.
+
+>>> import lightgrad as lg
+>>> x = lg.tensor([1.0, -2.0], requires_grad=True)
+>>> (x.exp() * x.abs()).sum().backward(); x.grad
+tensor([ 5.4366, -0.4060])
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..autograd import Function
+from .common import (binary_operands, check_scalar, float_input, same_device, unbroadcast,
+                     wrap)
+
+# ----------------------------------------------------------------------------- unary
+
+
+class _Unary(Function):
+    """``y = op(x)``; saves x (``save='x'``), y (``save='y'``) or nothing."""
+
+    op = ""
+    save = "x"
+    float_only = True
+
+    @classmethod
+    def forward(cls, ctx, x):
+        buf = float_input(x) if cls.float_only else x._data
+        y = wrap(getattr(x.device.backend, cls.op)(buf), x.device)
+        if cls.save == "x":
+            ctx.save_for_backward(x)
+        elif cls.save == "y":
+            ctx.save_for_backward(y)
+        return y
+
+
+class Neg(_Unary):
+    op, save, float_only = "neg", None, False
+
+    @staticmethod
+    def backward(ctx, g):
+        return -g
+
+
+class Abs(_Unary):
+    op, float_only = "abs", False
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * x.sign()
+
+
+class Exp(_Unary):
+    op, save = "exp", "y"
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * y
+
+
+class Log(_Unary):
+    op = "log"
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g / x
+
+
+class Sqrt(_Unary):
+    op, save = "sqrt", "y"
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g / (2 * y)
+
+
+class Rsqrt(_Unary):
+    op, save = "rsqrt", "y"
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * (-0.5) * y * y * y
+
+
+class Sin(_Unary):
+    op = "sin"
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * x.cos()
+
+
+class Cos(_Unary):
+    op = "cos"
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return -g * x.sin()
+
+
+class Tanh(_Unary):
+    op, save = "tanh", "y"
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * (1 - y * y)
+
+
+class Sigmoid(_Unary):
+    op, save = "sigmoid", "y"
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * y * (1 - y)
+
+
+class Relu(_Unary):
+    op, save, float_only = "relu", "y", False
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * (y > 0)
+
+
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+class Gelu(_Unary):
+    op = "gelu"
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        cdf = 0.5 * (1 + (x * (1 / math.sqrt(2.0))).erf())
+        pdf = (x * x * -0.5).exp() * _INV_SQRT_2PI
+        return g * (cdf + x * pdf)
+
+
+class GeluTanh(_Unary):
+    op = "gelu_tanh"
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        inner = _SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)
+        t = inner.tanh()
+        d_inner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_inner)
+
+
+class Silu(_Unary):
+    op = "silu"
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        s = x.sigmoid()
+        return g * s * (1 + x * (1 - s))
+
+
+class Softplus(_Unary):
+    op = "softplus"
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * x.sigmoid()
+
+
+class Erf(_Unary):
+    op = "erf"
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * (2 / math.sqrt(math.pi)) * (-(x * x)).exp()
+
+
+class Reciprocal(_Unary):
+    op, save = "reciprocal", "y"
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return -g * y * y
+
+
+class _Stepwise(_Unary):
+    """Piecewise-constant ops: their gradient is zero almost everywhere."""
+
+    save, float_only = None, False
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 0
+
+
+class Sign(_Stepwise):
+    op = "sign"
+
+
+class Floor(_Stepwise):
+    op = "floor"
+
+
+class Ceil(_Stepwise):
+    op = "ceil"
+
+
+class Round(_Stepwise):
+    op = "round"
+
+
+class LogicalNot(_Stepwise):
+    op = "logical_not"
+
+
+# ----------------------------------------------------------------------------- binary
+
+
+class _Binary(Function):
+    """``y = op(a, b)`` with broadcasting; either operand may be a Python number."""
+
+    op = ""
+    save = True
+
+    @classmethod
+    def forward(cls, ctx, a, b):
+        x, y, dev, _ = binary_operands(cls.op, a, b)
+        _remember(ctx, a, b, cls.save)
+        return wrap(getattr(dev.backend, cls.op)(x, y), dev)
+
+    @staticmethod
+    def _operands(ctx):
+        """(a, b) with saved tensors checked for in-place changes; numbers as they were."""
+        sa, sb = ctx.saved_tensors
+        na, nb = ctx.numbers
+        return (na if sa is None else sa), (nb if sb is None else sb)
+
+
+def _remember(ctx, a, b, save):
+    """Keep the shapes of tensor operands, numbers as they are, and (if asked) the tensors."""
+    a_is_num, b_is_num = _is_number(a), _is_number(b)
+    ctx.numbers = (a if a_is_num else None, b if b_is_num else None)
+    ctx.shapes = (None if a_is_num else a.shape, None if b_is_num else b.shape)
+    if save:
+        ctx.save_for_backward(None if a_is_num else a, None if b_is_num else b)
+
+
+def _grads(ctx, ga, gb):
+    """Gradients for (a, b), summed to their shapes, None where not needed."""
+    need_a, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    return (unbroadcast(ga(), ctx.shapes[0]) if need_a else None,
+            unbroadcast(gb(), ctx.shapes[1]) if need_b else None)
+
+
+class Add(_Binary):
+    op, save = "add", False
+
+    @staticmethod
+    def backward(ctx, g):
+        return _grads(ctx, lambda: g, lambda: g)
+
+
+class Sub(_Binary):
+    op, save = "sub", False
+
+    @staticmethod
+    def backward(ctx, g):
+        return _grads(ctx, lambda: g, lambda: -g)
+
+
+class Mul(_Binary):
+    op = "mul"
+
+    @classmethod
+    def backward(cls, ctx, g):
+        a, b = cls._operands(ctx)
+        return _grads(ctx, lambda: g * b, lambda: g * a)
+
+
+class Div(_Binary):
+    op = "div"
+
+    @classmethod
+    def forward(cls, ctx, a, b):
+        x, y, dev, res = binary_operands("div", a, b)
+        if not res.is_floating_point:  # true division of integers gives floats
+            x, y, dev, _ = binary_operands("div", _to_float(a), _to_float(b))
+        _remember(ctx, a, b, True)
+        return wrap(dev.backend.div(x, y), dev)
+
+    @classmethod
+    def backward(cls, ctx, g):
+        a, b = cls._operands(ctx)
+        return _grads(ctx, lambda: g / b, lambda: -g * a / (b * b))
+
+
+class Pow(_Binary):
+    op = "pow"
+
+    @classmethod
+    def backward(cls, ctx, g):
+        a, b = cls._operands(ctx)
+
+        def grad_base():
+            if _is_number(b):
+                return g * b * a ** (b - 1) if b != 2 else g * 2 * a
+            return g * b * a ** (b - 1)
+
+        def grad_exponent():
+            a_t = a if not _is_number(a) else b * 0 + a
+            out = a_t ** b
+            return g * (out * a_t.log()).masked_fill((a_t == 0) & (b >= 0), 0.0)
+
+        return _grads(ctx, grad_base, grad_exponent)
+
+
+class Maximum(_Binary):
+    op = "maximum"
+
+    @classmethod
+    def backward(cls, ctx, g):
+        a, b = cls._operands(ctx)
+        share = (a > b) + (a == b) * 0.5
+        return _grads(ctx, lambda: g * share, lambda: g * (1 - share))
+
+
+class Minimum(_Binary):
+    op = "minimum"
+
+    @classmethod
+    def backward(cls, ctx, g):
+        a, b = cls._operands(ctx)
+        share = (a < b) + (a == b) * 0.5
+        return _grads(ctx, lambda: g * share, lambda: g * (1 - share))
+
+
+class _Boolean(_Binary):
+    """Comparisons and logical ops: bool results, no gradient."""
+
+    save = False
+
+    @staticmethod
+    def backward(ctx, g):
+        return None, None
+
+
+class Eq(_Boolean):
+    op = "eq"
+
+
+class Ne(_Boolean):
+    op = "ne"
+
+
+class Lt(_Boolean):
+    op = "lt"
+
+
+class Le(_Boolean):
+    op = "le"
+
+
+class Gt(_Boolean):
+    op = "gt"
+
+
+class Ge(_Boolean):
+    op = "ge"
+
+
+class LogicalAnd(_Boolean):
+    op = "logical_and"
+
+
+class LogicalOr(_Boolean):
+    op = "logical_or"
+
+
+class LogicalXor(_Boolean):
+    op = "logical_xor"
+
+
+def _is_number(v: Any) -> bool:
+    return not hasattr(v, "_data")
+
+
+def _to_float(v: Any) -> Any:
+    if _is_number(v):
+        return float(v)
+    return v if v.dtype.is_floating_point else v.float()
+
+
+# ----------------------------------------------------------------------------- where, clamp
+
+
+class Where(Function):
+    """``a`` where ``cond`` else ``b``; a and b may be Python numbers."""
+
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        if not (hasattr(cond, "_data") and cond._data.dtype == bool):
+            raise TypeError(f"where: condition must be a bool tensor, got "
+                            f"{getattr(cond, 'dtype', type(cond).__name__)}")
+        x, y, dev, _ = binary_operands("where", a, b)
+        if cond.device is not dev:
+            same_device("where", [t for t in (cond, a, b) if hasattr(t, "_data")])
+        _remember(ctx, a, b, False)
+        ctx.save_for_backward(cond)
+        return wrap(dev.backend.where(cond._data, x, y), dev)
+
+    @staticmethod
+    def backward(ctx, g):
+        (cond,) = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        ga = unbroadcast(g.masked_fill(cond.logical_not(), 0.0), ctx.shapes[0]) if need[1] \
+            else None
+        gb = unbroadcast(g.masked_fill(cond, 0.0), ctx.shapes[1]) if need[2] else None
+        return None, ga, gb
+
+
+class Clamp(Function):
+    """``x`` limited to [low, high] (either bound may be None)."""
+
+    @staticmethod
+    def forward(ctx, x, low, high):
+        if low is None and high is None:
+            raise ValueError("clamp: at least one of min and max must be given")
+        for bound in (low, high):
+            if bound is not None:
+                check_scalar("clamp", bound)
+        ctx.save_for_backward(x)
+        ctx.low, ctx.high = low, high
+        return wrap(x.device.backend.clamp(x._data, low, high), x.device)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        keep = None
+        if ctx.low is not None:
+            keep = x >= ctx.low
+        if ctx.high is not None:
+            upper = x <= ctx.high
+            keep = upper if keep is None else keep & upper
+        return g * keep, None, None

@@ -1,0 +1,271 @@
+"""Movement ops: views (reshape, permute, expand, basic indexing) and data rearrangement
+(index/gather/scatter, cat, pad, flip, repeat, tril/triu, dtype casts, copies).
+
+>>> import lightgrad as lg
+>>> x = lg.arange(6.0).reshape(2, 3).requires_grad_()
+>>> x[:, [0, 0, 2]].sum().backward(); x.grad
+tensor([[2., 0., 1.],
+        [2., 0., 1.]])
+"""
+from __future__ import annotations
+
+from ..autograd import Function
+from .common import unbroadcast, wrap
+
+
+def _view(x, buf):
+    """A result that shares memory (and the in-place version counter) with ``x``."""
+    out = wrap(buf, x.device)
+    out._version = x._version
+    return out
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        buf = x.device.backend.reshape(x._data, shape)
+        return _view(x, buf)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.reshape(ctx.shape), None
+
+
+class Permute(Function):
+    @staticmethod
+    def forward(ctx, x, axes):
+        ctx.axes = axes
+        return _view(x, x.device.backend.permute(x._data, axes))
+
+    @staticmethod
+    def backward(ctx, g):
+        inverse = [0] * len(ctx.axes)
+        for i, a in enumerate(ctx.axes):
+            inverse[a] = i
+        return g.permute(*inverse), None
+
+
+class Expand(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        return _view(x, x.device.backend.expand(x._data, shape))
+
+    @staticmethod
+    def backward(ctx, g):
+        return unbroadcast(g, ctx.shape), None
+
+
+class GetItem(Function):
+    """``x[index]`` for an index already converted to backend form (see tensor.py)."""
+
+    @staticmethod
+    def forward(ctx, x, index, basic):
+        ctx.shape, ctx.dtype, ctx.index, ctx.basic = x.shape, x.dtype, index, basic
+        buf = x.device.backend.getitem(x._data, index)
+        return _view(x, buf) if basic else wrap(buf, x.device)
+
+    @staticmethod
+    def backward(ctx, g):
+        from .. import zeros
+        base = zeros(ctx.shape, dtype=g.dtype, device=g.device)
+        return IndexPut.apply(base, g, ctx.index, not ctx.basic), None, None
+
+
+class IndexPut(Function):
+    """A copy of ``x`` with ``value`` written (or added) at ``index``."""
+
+    @staticmethod
+    def forward(ctx, x, value, index, accumulate):
+        ctx.index, ctx.accumulate = index, accumulate
+        ctx.value_shape = getattr(value, "shape", None)
+        val = value._data if hasattr(value, "_data") else value
+        return wrap(x.device.backend.index_put(x._data, index, val, accumulate), x.device)
+
+    @staticmethod
+    def backward(ctx, g):
+        gx = gv = None
+        if ctx.needs_input_grad[0]:
+            gx = g if ctx.accumulate else IndexPut.apply(g, 0.0, ctx.index, False)
+        if ctx.needs_input_grad[1]:
+            picked = GetItem.apply(g, ctx.index, False)
+            gv = unbroadcast(picked, ctx.value_shape)
+        return gx, gv, None, None
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.dtype = x.dtype
+        return wrap(x.device.backend.astype(x._data, dtype.np), x.device)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.to(ctx.dtype), None
+
+
+class Copy(Function):
+    """A contiguous copy (``clone``); with ``only_if_needed``, ``contiguous``."""
+
+    @staticmethod
+    def forward(ctx, x, only_if_needed=False):
+        backend = x.device.backend
+        if only_if_needed:
+            buf = backend.contiguous(x._data)
+            return _view(x, buf) if buf is x._data else wrap(buf, x.device)
+        return wrap(backend.copy(x._data), x.device)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None
+
+
+class Pad(Function):
+    """Constant padding; ``pads[i] = (before, after)`` for axis i."""
+
+    @staticmethod
+    def forward(ctx, x, pads, value):
+        ctx.pads = pads
+        return wrap(x.device.backend.pad(x._data, pads, value), x.device)
+
+    @staticmethod
+    def backward(ctx, g):
+        index = tuple(slice(b, n - a) for (b, a), n in zip(ctx.pads, g.shape))
+        return g[index], None, None
+
+
+class Flip(Function):
+    @staticmethod
+    def forward(ctx, x, axes):
+        ctx.axes = axes
+        return wrap(x.device.backend.flip(x._data, axes), x.device)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.flip(ctx.axes), None
+
+
+class Cat(Function):
+    """``Cat.apply(axis, *tensors)``: tensors joined along ``axis``."""
+
+    @staticmethod
+    def forward(ctx, axis, *tensors):
+        ctx.axis = axis
+        ctx.sizes = [t.shape[axis] for t in tensors]
+        buf = tensors[0].device.backend.cat([t._data for t in tensors], axis)
+        return wrap(buf, tensors[0].device)
+
+    @staticmethod
+    def backward(ctx, g):
+        pieces = g.split(ctx.sizes, dim=ctx.axis)
+        return (None,) + tuple(p if need else None
+                               for p, need in zip(pieces, ctx.needs_input_grad[1:]))
+
+
+class Tile(Function):
+    """``Tensor.repeat``: ``reps`` has at least x.ndim entries."""
+
+    @staticmethod
+    def forward(ctx, x, reps):
+        ctx.shape = (1,) * (len(reps) - x.ndim) + tuple(x.shape)
+        ctx.reps = reps
+        ctx.orig = x.shape
+        return wrap(x.device.backend.tile(x._data, reps), x.device)
+
+    @staticmethod
+    def backward(ctx, g):
+        split = []
+        for r, n in zip(ctx.reps, ctx.shape):
+            split += [r, n]
+        summed = g.reshape(split).sum(dim=tuple(range(0, len(split), 2)))
+        return summed.reshape(ctx.orig), None
+
+
+class Triangle(Function):
+    """``tril`` (``upper=False``) or ``triu`` of the last two axes."""
+
+    @staticmethod
+    def forward(ctx, x, k, upper):
+        ctx.k, ctx.upper = k, upper
+        backend = x.device.backend
+        fn = backend.triu if upper else backend.tril
+        return wrap(fn(x._data, k), x.device)
+
+    @staticmethod
+    def backward(ctx, g):
+        return Triangle.apply(g, ctx.k, ctx.upper), None, None
+
+
+class Gather(Function):
+    @staticmethod
+    def forward(ctx, x, axis, index):
+        ctx.shape, ctx.axis = x.shape, axis
+        ctx.save_for_backward(index)
+        return wrap(x.device.backend.gather(x._data, axis, index._data), x.device)
+
+    @staticmethod
+    def backward(ctx, g):
+        from .. import zeros
+        (index,) = ctx.saved_tensors
+        base = zeros(ctx.shape, dtype=g.dtype, device=g.device)
+        return ScatterAdd.apply(base, ctx.axis, index, g), None, None
+
+
+class ScatterAdd(Function):
+    @staticmethod
+    def forward(ctx, x, axis, index, src):
+        ctx.axis = axis
+        ctx.save_for_backward(index)
+        buf = x.device.backend.scatter_add(x._data, axis, index._data, src._data)
+        return wrap(buf, x.device)
+
+    @staticmethod
+    def backward(ctx, g):
+        (index,) = ctx.saved_tensors
+        gsrc = Gather.apply(g, ctx.axis, index) if ctx.needs_input_grad[3] else None
+        return g, None, None, gsrc
+
+
+class IndexSelect(Function):
+    @staticmethod
+    def forward(ctx, x, axis, index):
+        ctx.shape, ctx.axis = x.shape, axis
+        ctx.save_for_backward(index)
+        return wrap(x.device.backend.index_select(x._data, axis, index._data), x.device)
+
+    @staticmethod
+    def backward(ctx, g):
+        from .. import zeros
+        (index,) = ctx.saved_tensors
+        base = zeros(ctx.shape, dtype=g.dtype, device=g.device)
+        return IndexAdd.apply(base, ctx.axis, index, g), None, None
+
+
+class IndexAdd(Function):
+    @staticmethod
+    def forward(ctx, x, axis, index, src):
+        ctx.axis = axis
+        ctx.save_for_backward(index)
+        buf = x.device.backend.index_add(x._data, axis, index._data, src._data)
+        return wrap(buf, x.device)
+
+    @staticmethod
+    def backward(ctx, g):
+        (index,) = ctx.saved_tensors
+        gsrc = IndexSelect.apply(g, ctx.axis, index) if ctx.needs_input_grad[3] else None
+        return g, None, None, gsrc
+
+
+class ToDevice(Function):
+    """A copy of ``x`` on another device."""
+
+    @staticmethod
+    def forward(ctx, x, device):
+        ctx.device = x.device
+        host = x.device.backend.to_numpy(x._data)
+        return wrap(device.backend.from_numpy(host), device)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.to(ctx.device), None

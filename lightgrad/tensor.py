@@ -1,0 +1,1149 @@
+"""The Tensor: an n-dimensional array on a device, with PyTorch's methods and autograd.
+
+A Tensor holds a backend buffer (a NumPy array on the CPU) and, when it was computed by a
+recorded op, the ``grad_fn`` node that made it. Every method that computes something calls
+a ``Function`` from ``lightgrad.ops``; methods here only check arguments and route.
+
+>>> import lightgrad as lg
+>>> x = lg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+>>> y = (x @ x.T).relu().sum()
+>>> y.backward()
+>>> x.grad
+tensor([[ 8., 12.],
+        [ 8., 12.]])
+"""
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+from numbers import Number
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from . import dtypes
+from .autograd import _grad_enabled
+from .backends import Device, device as as_device
+
+ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
+
+
+def _shape_args(op: str, shape: Sequence[Any]) -> tuple[int, ...]:
+    """Accept ``f(2, 3)`` and ``f((2, 3))`` like PyTorch; validate the sizes."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    out = []
+    for n in shape:
+        if isinstance(n, Tensor):
+            n = n.item()
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+            raise TypeError(f"{op}: sizes must be ints, got {type(n).__name__} in "
+                            f"{tuple(shape)}")
+        out.append(int(n))
+    return tuple(out)
+
+
+class Tensor:
+    """An n-dimensional array with autograd; create one with ``lightgrad.tensor(data)``.
+
+    >>> import lightgrad as lg
+    >>> lg.Tensor([1, 2]).dtype
+    lightgrad.int64
+    """
+
+    __slots__ = ("_data", "device", "requires_grad", "grad", "grad_fn", "_output_nr",
+                 "_version", "_hooks", "__weakref__", "__dict__")
+    __hash__ = object.__hash__
+
+    def __init__(self, data: Any = (), dtype: Any = None, device: Any = None,
+                 requires_grad: bool = False):
+        from .creation import tensor
+        made = tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+        self._data, self.device = made._data, made.device
+        self.requires_grad, self.grad, self.grad_fn = made.requires_grad, None, None
+        self._output_nr, self._version, self._hooks = 0, [0], None
+
+    @staticmethod
+    def _from_buffer(buf: Any, device: Device) -> "Tensor":
+        t = object.__new__(Tensor)
+        t._data = buf
+        t.device = device
+        t.requires_grad = False
+        t.grad = None
+        t.grad_fn = None
+        t._output_nr = 0
+        t._version = [0]
+        t._hooks = None
+        return t
+
+    @staticmethod
+    def _zeros_for(shape: tuple, dtype: dtypes.DType, node: Any) -> "Tensor":
+        """Zero gradient for an unused output of a multi-output node."""
+        dev = as_device(None)
+        return Tensor._from_buffer(dev.backend.full(shape, 0, dtype.np), dev)
+
+    @staticmethod
+    def _full_like_meta(t: "Tensor", value: float) -> "Tensor":
+        return Tensor._from_buffer(t.device.backend.full(t.shape, value, t.dtype.np), t.device)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def shape(self) -> tuple:
+        return self._data.shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self._data.shape)
+
+    @property
+    def dtype(self) -> dtypes.DType:
+        return dtypes.from_numpy_dtype(self._data.dtype)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def T(self) -> "Tensor":
+        return self.permute(*reversed(range(self.ndim)))
+
+    @property
+    def mT(self) -> "Tensor":
+        if self.ndim < 2:
+            raise RuntimeError(f"mT: tensor of shape {self.shape} has fewer than 2 dims")
+        return self.transpose(-2, -1)
+
+    @property
+    def data(self) -> "Tensor":
+        """This tensor's numbers outside the graph (shares memory)."""
+        return self.detach()
+
+    @data.setter
+    def data(self, value: "Tensor") -> None:
+        self._data = value._data
+        self._version[0] += 1
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def size(self, dim: int | None = None) -> Any:
+        if dim is None:
+            return self.shape
+        return self.shape[self._dim("size", dim)]
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def numel(self) -> int:
+        return int(math.prod(self.shape))
+
+    nelement = numel
+
+    def element_size(self) -> int:
+        return self._data.dtype.itemsize
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def _dim(self, op: str, dim: int) -> int:
+        from .ops.common import norm_dim
+        return norm_dim(op, dim, self.ndim, self.shape)
+
+    def _dims(self, op: str, dim: Any) -> tuple[int, ...]:
+        from .ops.common import norm_dims
+        return norm_dims(op, dim, self.ndim, self.shape)
+
+    # ------------------------------------------------------------------ conversion
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        """The values as a NumPy array (shares memory on the CPU)."""
+        if self.requires_grad and not force:
+            raise RuntimeError("numpy: can't call numpy() on a tensor that requires grad; "
+                               "use tensor.detach().numpy()")
+        return self.device.backend.to_numpy(self._data)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        arr = self.device.backend.to_numpy(self._data)
+        return arr.astype(dtype) if dtype is not None else arr
+
+    def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self) -> Any:
+        return self._data.__dlpack_device__()
+
+    def item(self) -> Any:
+        if self.numel() != 1:
+            raise RuntimeError(f"item: a tensor with {self.numel()} elements (shape "
+                               f"{self.shape}) cannot be converted to a Python number")
+        return self.device.backend.to_numpy(self._data).reshape(()).item()
+
+    def tolist(self) -> Any:
+        arr = self.device.backend.to_numpy(self._data)
+        if not self.dtype.is_floating_point or arr.dtype in (np.float32, np.float64):
+            return arr.tolist()
+        return arr.astype(np.float32).tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.is_floating_point or self.numel() != 1:
+            raise TypeError(f"only integer tensors of a single element can be converted to "
+                            f"an index, got {self.dtype.name} of shape {self.shape}")
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.numel() != 1:
+            raise RuntimeError(f"Boolean value of a tensor with {self.numel()} values (shape "
+                               f"{self.shape}) is ambiguous; use .any() or .all()")
+        return bool(self.item())
+
+    def __iter__(self) -> Iterator["Tensor"]:
+        if not self.shape:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __repr__(self) -> str:
+        from .printing import format_tensor
+        return format_tensor(self)
+
+    def detach(self) -> "Tensor":
+        """A tensor sharing this one's memory, cut from the graph."""
+        out = Tensor._from_buffer(self._data, self.device)
+        out._version = self._version
+        return out
+
+    def detach_(self) -> "Tensor":
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    def clone(self) -> "Tensor":
+        from .ops.movement import Copy
+        return Copy.apply(self)
+
+    def contiguous(self) -> "Tensor":
+        from .ops.movement import Copy
+        return Copy.apply(self, True)
+
+    def is_contiguous(self) -> bool:
+        return self.device.backend.is_contiguous(self._data)
+
+    def to(self, *args: Any, **kwargs: Any) -> "Tensor":
+        """Convert dtype and/or device: ``t.to("cpu")``, ``t.to(lg.float16)``, ``t.to(other)``.
+
+        >>> import lightgrad as lg
+        >>> lg.ones(2).to(lg.int32)
+        tensor([1, 1], dtype=lightgrad.int32)
+        """
+        dtype, dev = kwargs.pop("dtype", None), kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        copy = kwargs.pop("copy", False)
+        if kwargs:
+            raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype, dev = a.dtype, a.device
+            elif isinstance(a, (str, Device)) and not (isinstance(a, str) and
+                                                        a in dtypes.BY_NAME):
+                dev = a
+            else:
+                dtype = a
+        out = self
+        if dev is not None and as_device(dev) is not self.device:
+            from .ops.movement import ToDevice
+            out = ToDevice.apply(out, as_device(dev))
+        if dtype is not None and dtypes.as_dtype(dtype) is not out.dtype:
+            from .ops.movement import Cast
+            out = Cast.apply(out, dtypes.as_dtype(dtype))
+        if copy and out is self:
+            out = self.clone()
+        return out
+
+    def type(self, dtype: Any = None) -> Any:
+        if dtype is None:
+            return f"lightgrad.{self.dtype.name}"
+        return self.to(dtype)
+
+    def type_as(self, other: "Tensor") -> "Tensor":
+        return self.to(other.dtype)
+
+    def float(self) -> "Tensor":
+        return self.to(dtypes.float32)
+
+    def double(self) -> "Tensor":
+        return self.to(dtypes.float64)
+
+    def half(self) -> "Tensor":
+        return self.to(dtypes.float16)
+
+    def bfloat16(self) -> "Tensor":
+        return self.to(dtypes.bfloat16)
+
+    def int(self) -> "Tensor":
+        return self.to(dtypes.int32)
+
+    def long(self) -> "Tensor":
+        return self.to(dtypes.int64)
+
+    def bool(self) -> "Tensor":
+        return self.to(dtypes.bool_)
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self, index: int = 0) -> "Tensor":
+        return self.to(f"cuda:{index}")
+
+    # ------------------------------------------------------------------ autograd
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and not self.dtype.is_floating_point:
+            raise RuntimeError(f"requires_grad_: only floating-point tensors can require "
+                               f"gradients, got {self.dtype.name}")
+        if not requires_grad and self.grad_fn is not None:
+            raise RuntimeError("requires_grad_: can't turn off requires_grad on a non-leaf "
+                               "tensor; use detach()")
+        self.requires_grad = requires_grad
+        return self
+
+    def backward(self, gradient: "Tensor | None" = None, retain_graph: bool | None = None,
+                 create_graph: bool = False, inputs: Any = None) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+
+        >>> import lightgrad as lg
+        >>> w = lg.tensor([2.0], requires_grad=True)
+        >>> (w * w).sum().backward(); w.grad
+        tensor([4.])
+        """
+        from .autograd import backward
+        if inputs is not None:
+            from .autograd import grad as grad_fn
+            ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+            grads = grad_fn(self, ins, gradient, retain_graph, create_graph, allow_unused=True)
+            for t, g in zip(ins, grads):
+                if g is not None:
+                    t.grad = g if t.grad is None else t.grad + g
+            return
+        backward(self, gradient, retain_graph, create_graph)
+
+    def register_hook(self, hook: Callable[["Tensor"], "Tensor | None"]) -> Any:
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor
+        replaces the gradient. Returns a handle with ``remove()``.
+
+        >>> import lightgrad as lg
+        >>> x = lg.ones(2, requires_grad=True)
+        >>> _ = x.register_hook(lambda g: g * 10)
+        >>> x.sum().backward(); x.grad
+        tensor([10., 10.])
+        """
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that "
+                               "doesn't require gradient")
+        if self.grad_fn is None:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+        else:
+            node = self.grad_fn
+            if node._output_hooks is None:
+                node._output_hooks = {}
+            hooks = node._output_hooks.setdefault(self._output_nr, [])
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` for this non-leaf tensor after backward."""
+        if self.grad_fn is None:
+            return
+
+        def keep(g: "Tensor") -> None:
+            self.grad = g.detach() if self.grad is None else self.grad + g.detach()
+        self.register_hook(keep)
+
+    # ------------------------------------------------------------------ elementwise
+    def _unary(self, name: str) -> "Tensor":
+        from .ops import elementwise
+        return getattr(elementwise, name).apply(self)
+
+    def neg(self) -> "Tensor":
+        return self._unary("Neg")
+
+    def abs(self) -> "Tensor":
+        return self._unary("Abs")
+
+    def exp(self) -> "Tensor":
+        return self._unary("Exp")
+
+    def log(self) -> "Tensor":
+        return self._unary("Log")
+
+    def sqrt(self) -> "Tensor":
+        return self._unary("Sqrt")
+
+    def rsqrt(self) -> "Tensor":
+        return self._unary("Rsqrt")
+
+    def sin(self) -> "Tensor":
+        return self._unary("Sin")
+
+    def cos(self) -> "Tensor":
+        return self._unary("Cos")
+
+    def tanh(self) -> "Tensor":
+        return self._unary("Tanh")
+
+    def sigmoid(self) -> "Tensor":
+        return self._unary("Sigmoid")
+
+    def relu(self) -> "Tensor":
+        return self._unary("Relu")
+
+    def gelu(self, approximate: str = "none") -> "Tensor":
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        return self._unary("Gelu" if approximate == "none" else "GeluTanh")
+
+    def silu(self) -> "Tensor":
+        return self._unary("Silu")
+
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0) -> "Tensor":
+        scaled = self * beta if beta != 1 else self
+        soft = scaled._unary("Softplus")
+        soft = soft / beta if beta != 1 else soft
+        return (scaled > threshold).where(self, soft) if threshold is not None else soft
+
+    def erf(self) -> "Tensor":
+        return self._unary("Erf")
+
+    def reciprocal(self) -> "Tensor":
+        return self._unary("Reciprocal")
+
+    def sign(self) -> "Tensor":
+        return self._unary("Sign")
+
+    def floor(self) -> "Tensor":
+        return self._unary("Floor")
+
+    def ceil(self) -> "Tensor":
+        return self._unary("Ceil")
+
+    def round(self) -> "Tensor":
+        return self._unary("Round")
+
+    def logical_not(self) -> "Tensor":
+        return self._unary("LogicalNot")
+
+    def square(self) -> "Tensor":
+        return self * self
+
+    def log1p(self) -> "Tensor":
+        return (self + 1).log()
+
+    def clamp(self, min: float | None = None, max: float | None = None) -> "Tensor":
+        from .ops.elementwise import Clamp
+        return Clamp.apply(self, _number(min), _number(max))
+
+    clip = clamp
+
+    def _binary(self, name: str, other: Any, reverse: bool = False) -> "Tensor":
+        from .ops import elementwise
+        fn = getattr(elementwise, name)
+        return fn.apply(other, self) if reverse else fn.apply(self, other)
+
+    def add(self, other: Any, alpha: float = 1) -> "Tensor":
+        return self._binary("Add", other if alpha == 1 else other * alpha)
+
+    def sub(self, other: Any, alpha: float = 1) -> "Tensor":
+        return self._binary("Sub", other if alpha == 1 else other * alpha)
+
+    def mul(self, other: Any) -> "Tensor":
+        return self._binary("Mul", other)
+
+    def div(self, other: Any) -> "Tensor":
+        return self._binary("Div", other)
+
+    def pow(self, exponent: Any) -> "Tensor":
+        return self._binary("Pow", exponent)
+
+    def maximum(self, other: "Tensor") -> "Tensor":
+        return self._binary("Maximum", other)
+
+    def minimum(self, other: "Tensor") -> "Tensor":
+        return self._binary("Minimum", other)
+
+    def eq(self, other: Any) -> "Tensor":
+        return self._binary("Eq", other)
+
+    def ne(self, other: Any) -> "Tensor":
+        return self._binary("Ne", other)
+
+    def lt(self, other: Any) -> "Tensor":
+        return self._binary("Lt", other)
+
+    def le(self, other: Any) -> "Tensor":
+        return self._binary("Le", other)
+
+    def gt(self, other: Any) -> "Tensor":
+        return self._binary("Gt", other)
+
+    def ge(self, other: Any) -> "Tensor":
+        return self._binary("Ge", other)
+
+    def logical_and(self, other: "Tensor") -> "Tensor":
+        return self._binary("LogicalAnd", other)
+
+    def logical_or(self, other: "Tensor") -> "Tensor":
+        return self._binary("LogicalOr", other)
+
+    def logical_xor(self, other: "Tensor") -> "Tensor":
+        return self._binary("LogicalXor", other)
+
+    def where(self, condition: "Tensor", other: Any) -> "Tensor":
+        """``self`` where ``condition`` else ``other`` (PyTorch's ``x.where(cond, y)``)."""
+        from .ops.elementwise import Where
+        return Where.apply(condition, self, other)
+
+    def masked_fill(self, mask: "Tensor", value: Any) -> "Tensor":
+        from .ops.elementwise import Where
+        if not isinstance(mask, Tensor) or mask.dtype is not dtypes.bool_:
+            raise TypeError(f"masked_fill: mask must be a bool tensor, got "
+                            f"{getattr(mask, 'dtype', type(mask).__name__)}")
+        if isinstance(value, Tensor):
+            if value.ndim:
+                raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, got "
+                                 f"shape {value.shape}")
+            value = value.to(self.dtype)
+        else:
+            value = _number(value)
+        out = Where.apply(mask, value, self)
+        return out if out.dtype is self.dtype else out.to(self.dtype)
+
+    __add__ = add
+    __sub__ = sub
+    __mul__ = mul
+    __truediv__ = div
+    __pow__ = pow
+    __neg__ = neg
+    __abs__ = abs
+    __eq__ = eq  # type: ignore[assignment]
+    __ne__ = ne  # type: ignore[assignment]
+    __lt__ = lt
+    __le__ = le
+    __gt__ = gt
+    __ge__ = ge
+
+    def __radd__(self, other: Any) -> "Tensor":
+        return self._binary("Add", other, reverse=True)
+
+    def __rsub__(self, other: Any) -> "Tensor":
+        return self._binary("Sub", other, reverse=True)
+
+    def __rmul__(self, other: Any) -> "Tensor":
+        return self._binary("Mul", other, reverse=True)
+
+    def __rtruediv__(self, other: Any) -> "Tensor":
+        return self._binary("Div", other, reverse=True)
+
+    def __rpow__(self, other: Any) -> "Tensor":
+        return self._binary("Pow", other, reverse=True)
+
+    def _logical(self, name: str, other: Any) -> "Tensor":
+        if self.dtype is not dtypes.bool_ or getattr(other, "dtype", dtypes.bool_) \
+                is not dtypes.bool_:
+            raise TypeError(f"{name}: bitwise operators are supported on bool tensors only, "
+                            f"got {self.dtype.name} and {getattr(other, 'dtype', other)}")
+        return self._binary(name, other)
+
+    def __and__(self, other: Any) -> "Tensor":
+        return self._logical("LogicalAnd", other)
+
+    def __or__(self, other: Any) -> "Tensor":
+        return self._logical("LogicalOr", other)
+
+    def __xor__(self, other: Any) -> "Tensor":
+        return self._logical("LogicalXor", other)
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def __invert__(self) -> "Tensor":
+        if self.dtype is not dtypes.bool_:
+            raise TypeError(f"~: supported on bool tensors only, got {self.dtype.name}")
+        return self.logical_not()
+
+    # ------------------------------------------------------------------ reductions
+    def sum(self, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> "Tensor":
+        from .ops.reduce import Sum
+        axes = self._dims("sum", dim)
+        if dtype is not None:
+            dtype = dtypes.as_dtype(dtype).np
+        elif not self.dtype.is_floating_point:
+            dtype = np.int64
+        return Sum.apply(self, axes, keepdim, dtype)
+
+    def mean(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
+        from .ops.reduce import Mean
+        if not self.dtype.is_floating_point:
+            raise TypeError(f"mean: input dtype must be floating point, got {self.dtype.name}")
+        return Mean.apply(self, self._dims("mean", dim), keepdim)
+
+    def prod(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
+        from .ops.reduce import Prod
+        dtype = None if self.dtype.is_floating_point else np.int64
+        return Prod.apply(self, self._dims("prod", dim), keepdim, dtype)
+
+    def amax(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
+        from .ops.reduce import Amax
+        return Amax.apply(self, self._dims("amax", dim), keepdim)
+
+    def amin(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
+        from .ops.reduce import Amin
+        return Amin.apply(self, self._dims("amin", dim), keepdim)
+
+    def _extreme(self, op: str, dim: Any, keepdim: bool) -> Any:
+        if isinstance(dim, Tensor):
+            return self.maximum(dim) if op == "max" else self.minimum(dim)
+        if dim is None:
+            return self.amax() if op == "max" else self.amin()
+        d = self._dim(op, dim)
+        if self.shape and self.shape[d] == 0:
+            raise IndexError(f"{op}: cannot reduce over dim {dim} of size 0 (shape "
+                             f"{self.shape})")
+        indices = self.argmax(d, keepdim=True) if op == "max" else self.argmin(d, True)
+        values = self.gather(d, indices)
+        if not keepdim:
+            values, indices = values.squeeze(d), indices.squeeze(d)
+        return ValuesIndices(values, indices)
+
+    def max(self, dim: Any = None, keepdim: bool = False) -> Any:
+        """The largest value; with ``dim``, ``(values, indices)`` along that dim."""
+        return self._extreme("max", dim, keepdim)
+
+    def min(self, dim: Any = None, keepdim: bool = False) -> Any:
+        """The smallest value; with ``dim``, ``(values, indices)`` along that dim."""
+        return self._extreme("min", dim, keepdim)
+
+    def _arg(self, op: str, dim: int | None, keepdim: bool) -> "Tensor":
+        axis = None if dim is None else self._dim(op, dim)
+        if self.numel() == 0:
+            raise RuntimeError(f"{op}: cannot reduce an empty tensor of shape {self.shape}")
+        buf = getattr(self.device.backend, op)(self._data, axis, keepdim and axis is not None)
+        return Tensor._from_buffer(buf, self.device)
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
+        return self._arg("argmax", dim, keepdim)
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
+        return self._arg("argmin", dim, keepdim)
+
+    def var(self, dim: Any = None, correction: float = 1, keepdim: bool = False,
+            unbiased: bool | None = None) -> "Tensor":
+        if unbiased is not None:
+            correction = 1 if unbiased else 0
+        axes = self._dims("var", dim)
+        count = math.prod(self.shape[a] for a in axes)
+        centered = self - self.mean(axes, keepdim=True)
+        return (centered * centered).sum(axes, keepdim=keepdim) / max(count - correction, 0)
+
+    def std(self, dim: Any = None, correction: float = 1, keepdim: bool = False,
+            unbiased: bool | None = None) -> "Tensor":
+        return self.var(dim, correction, keepdim, unbiased).sqrt()
+
+    def logsumexp(self, dim: Any, keepdim: bool = False) -> "Tensor":
+        axes = self._dims("logsumexp", dim)
+        peak = self.detach().amax(axes, keepdim=True)
+        peak = peak.masked_fill(peak.abs() == math.inf, 0.0)
+        out = (self - peak).exp().sum(axes, keepdim=True).log() + peak
+        return out if keepdim else out.squeeze(axes)
+
+    def norm(self, p: float = 2, dim: Any = None, keepdim: bool = False) -> "Tensor":
+        if p == 2:
+            return (self * self).sum(dim, keepdim=keepdim).sqrt()
+        if p == math.inf:
+            return self.abs().amax(dim, keepdim=keepdim)
+        return (self.abs() ** p).sum(dim, keepdim=keepdim) ** (1.0 / p)
+
+    def all(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
+        buf = self.device.backend.all(self._data, self._dims("all", dim), keepdim)
+        return Tensor._from_buffer(buf, self.device)
+
+    def any(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
+        buf = self.device.backend.any(self._data, self._dims("any", dim), keepdim)
+        return Tensor._from_buffer(buf, self.device)
+
+    def cumsum(self, dim: int) -> "Tensor":
+        from .ops.reduce import Cumsum
+        x = self if self.dtype.is_floating_point else self.long()
+        return Cumsum.apply(x, self._dim("cumsum", dim))
+
+    # ------------------------------------------------------------------ movement
+    def reshape(self, *shape: Any) -> "Tensor":
+        from .ops.movement import Reshape
+        shape = _shape_args("reshape", shape)
+        return Reshape.apply(self, _infer_shape("reshape", shape, self))
+
+    def view(self, *shape: Any) -> "Tensor":
+        if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int, np.integer)):
+            return self.to(shape[0])
+        return self.reshape(*shape)
+
+    def view_as(self, other: "Tensor") -> "Tensor":
+        return self.reshape(other.shape)
+
+    reshape_as = view_as
+
+    def permute(self, *dims: Any) -> "Tensor":
+        from .ops.movement import Permute
+        dims = _shape_args("permute", dims)
+        axes = tuple(self._dim("permute", d) for d in dims)
+        if sorted(axes) != list(range(self.ndim)):
+            raise RuntimeError(f"permute: dims {dims} are not a permutation of the "
+                               f"{self.ndim} dims of a tensor of shape {self.shape}")
+        return Permute.apply(self, axes)
+
+    def transpose(self, dim0: int, dim1: int) -> "Tensor":
+        axes = list(range(self.ndim))
+        a, b = self._dim("transpose", dim0), self._dim("transpose", dim1)
+        if self.ndim < 2:
+            return self
+        axes[a], axes[b] = axes[b], axes[a]
+        return self.permute(*axes)
+
+    swapaxes = transpose
+
+    def t(self) -> "Tensor":
+        if self.ndim > 2:
+            raise RuntimeError(f"t: expects a tensor with <= 2 dims, got shape {self.shape}")
+        return self.T
+
+    def expand(self, *sizes: Any) -> "Tensor":
+        from .ops.movement import Expand
+        sizes = _shape_args("expand", sizes)
+        if len(sizes) < self.ndim:
+            raise RuntimeError(f"expand: the number of sizes {len(sizes)} must be at least "
+                               f"the tensor's dims {self.ndim} (shape {self.shape})")
+        lead = len(sizes) - self.ndim
+        target = []
+        for i, n in enumerate(sizes):
+            have = self.shape[i - lead] if i >= lead else None
+            if n == -1:
+                if have is None:
+                    raise RuntimeError(f"expand: -1 is not allowed in a new leading dim "
+                                       f"(sizes {sizes})")
+                n = have
+            if have is not None and have != 1 and have != n:
+                raise RuntimeError(f"expand: the size {have} of dim {i - lead} of a tensor of "
+                                   f"shape {self.shape} cannot expand to {n} (sizes {sizes})")
+            target.append(n)
+        target = tuple(target)
+        return self if target == self.shape else Expand.apply(self, target)
+
+    def expand_as(self, other: "Tensor") -> "Tensor":
+        return self.expand(other.shape)
+
+    def broadcast_to(self, shape: Sequence[int]) -> "Tensor":
+        return self.expand(tuple(shape))
+
+    def squeeze(self, dim: Any = None) -> "Tensor":
+        axes = self._dims("squeeze", dim) if dim is not None else tuple(
+            i for i, n in enumerate(self.shape) if n == 1)
+        shape = tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1))
+        return self if shape == self.shape else self.reshape(shape)
+
+    def unsqueeze(self, dim: int) -> "Tensor":
+        from .ops.common import norm_dim
+        d = norm_dim("unsqueeze", dim, self.ndim + 1, self.shape)
+        return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
+        if self.ndim == 0:
+            return self.reshape(1)
+        s, e = self._dim("flatten", start_dim), self._dim("flatten", end_dim)
+        if s > e:
+            raise RuntimeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
+
+    def unflatten(self, dim: int, sizes: Sequence[int]) -> "Tensor":
+        d = self._dim("unflatten", dim)
+        return self.reshape(self.shape[:d] + tuple(sizes) + self.shape[d + 1:])
+
+    def split(self, split_size: Any, dim: int = 0) -> tuple["Tensor", ...]:
+        d = self._dim("split", dim)
+        n = self.shape[d]
+        if isinstance(split_size, (int, np.integer)):
+            if split_size <= 0:
+                raise ValueError(f"split: split_size must be positive, got {split_size}")
+            sizes = [min(split_size, n - i) for i in range(0, n, split_size)] or [0]
+        else:
+            sizes = list(split_size)
+            if sum(sizes) != n:
+                raise ValueError(f"split: sizes {sizes} sum to {sum(sizes)} but dim {dim} of "
+                                 f"shape {self.shape} has size {n}")
+        out, start = [], 0
+        for size in sizes:
+            out.append(self.narrow(d, start, size))
+            start += size
+        return tuple(out)
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple["Tensor", ...]:
+        n = self.shape[self._dim("chunk", dim)]
+        return self.split(max(1, -(-n // chunks)), dim)
+
+    def unbind(self, dim: int = 0) -> tuple["Tensor", ...]:
+        d = self._dim("unbind", dim)
+        index = (slice(None),) * d
+        return tuple(self[index + (i,)] for i in range(self.shape[d]))
+
+    def narrow(self, dim: int, start: int, length: int) -> "Tensor":
+        d = self._dim("narrow", dim)
+        return self[(slice(None),) * d + (slice(start, start + length),)]
+
+    def flip(self, *dims: Any) -> "Tensor":
+        from .ops.movement import Flip
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        return Flip.apply(self, self._dims("flip", list(dims)))
+
+    def repeat(self, *sizes: Any) -> "Tensor":
+        from .ops.movement import Tile
+        sizes = _shape_args("repeat", sizes)
+        if len(sizes) < self.ndim:
+            raise RuntimeError(f"repeat: got {len(sizes)} repeats for a tensor of shape "
+                               f"{self.shape}; need at least {self.ndim}")
+        return Tile.apply(self, sizes)
+
+    def tril(self, diagonal: int = 0) -> "Tensor":
+        from .ops.movement import Triangle
+        self._need_matrix("tril")
+        return Triangle.apply(self, diagonal, False)
+
+    def triu(self, diagonal: int = 0) -> "Tensor":
+        from .ops.movement import Triangle
+        self._need_matrix("triu")
+        return Triangle.apply(self, diagonal, True)
+
+    def _need_matrix(self, op: str) -> None:
+        if self.ndim < 2:
+            raise RuntimeError(f"{op}: expects a tensor with at least 2 dims, got shape "
+                               f"{self.shape}")
+
+    def _index_arg(self, op: str, index: "Tensor") -> None:
+        if not isinstance(index, Tensor) or index.dtype.is_floating_point or \
+                index.dtype is dtypes.bool_:
+            raise TypeError(f"{op}: index must be an integer tensor, got "
+                            f"{getattr(index, 'dtype', type(index).__name__)}")
+        if index.device is not self.device:
+            raise RuntimeError(f"{op}: index is on {index.device} but the tensor is on "
+                               f"{self.device}")
+
+    def _check_bounds(self, op: str, index: "Tensor", size: int) -> None:
+        if index.numel() and (int(index.amax().item()) >= size or
+                              int(index.amin().item()) < -size):
+            raise IndexError(f"{op}: index out of range: values must be in [{-size}, {size}) "
+                             f"for a dim of size {size} (tensor of shape {self.shape})")
+
+    def gather(self, dim: int, index: "Tensor") -> "Tensor":
+        from .ops.movement import Gather
+        d = self._dim("gather", dim)
+        self._index_arg("gather", index)
+        if index.ndim != self.ndim or any(
+                i != d and index.shape[i] > self.shape[i] for i in range(self.ndim)):
+            raise RuntimeError(f"gather: index of shape {index.shape} does not fit a tensor "
+                               f"of shape {self.shape} along dim {dim}")
+        self._check_bounds("gather", index, self.shape[d])
+        return Gather.apply(self, d, index.long())
+
+    def scatter_add(self, dim: int, index: "Tensor", src: "Tensor") -> "Tensor":
+        from .ops.movement import ScatterAdd
+        d = self._dim("scatter_add", dim)
+        self._index_arg("scatter_add", index)
+        if index.ndim != self.ndim or any(index.shape[i] > src.shape[i]
+                                          for i in range(index.ndim)):
+            raise RuntimeError(f"scatter_add: index of shape {index.shape} does not fit src "
+                               f"of shape {src.shape} and self of shape {self.shape}")
+        self._check_bounds("scatter_add", index, self.shape[d])
+        return ScatterAdd.apply(self, d, index.long(), src.to(self.dtype))
+
+    def index_select(self, dim: int, index: "Tensor") -> "Tensor":
+        from .ops.movement import IndexSelect
+        d = self._dim("index_select", dim)
+        self._index_arg("index_select", index)
+        self._check_bounds("index_select", index, self.shape[d])
+        return IndexSelect.apply(self, d, index.long().reshape(-1))
+
+    def index_add(self, dim: int, index: "Tensor", source: "Tensor",
+                  alpha: float = 1) -> "Tensor":
+        from .ops.movement import IndexAdd
+        d = self._dim("index_add", dim)
+        self._index_arg("index_add", index)
+        self._check_bounds("index_add", index, self.shape[d])
+        src = source if alpha == 1 else source * alpha
+        want = self.shape[:d] + (index.numel(),) + self.shape[d + 1:]
+        if src.shape != want:
+            raise RuntimeError(f"index_add: source has shape {src.shape}, expected {want} for "
+                               f"self of shape {self.shape} and {index.numel()} indices")
+        return IndexAdd.apply(self, d, index.long().reshape(-1), src.to(self.dtype))
+
+    def __getitem__(self, index: Any) -> "Tensor":
+        from .indexing import convert_index
+        from .ops.movement import GetItem
+        idx, basic = convert_index(self, index)
+        if basic and idx == ():
+            return GetItem.apply(self, (Ellipsis,), True)
+        return GetItem.apply(self, idx, basic)
+
+    # ------------------------------------------------------------------ linalg and nn
+    def matmul(self, other: "Tensor") -> "Tensor":
+        from .ops.linalg import MatMul
+        if not isinstance(other, Tensor):
+            raise TypeError(f"matmul: expected a Tensor, got {type(other).__name__}")
+        if self.ndim == 0 or other.ndim == 0:
+            raise RuntimeError(f"matmul: both arguments need at least 1 dim, got shapes "
+                               f"{self.shape} and {other.shape}")
+        a = self.unsqueeze(0) if self.ndim == 1 else self
+        b = other.unsqueeze(-1) if other.ndim == 1 else other
+        if a.shape[-1] != b.shape[-2]:
+            raise RuntimeError(f"matmul: shapes {self.shape} and {other.shape} do not align: "
+                               f"{a.shape[-1]} != {b.shape[-2]}")
+        try:
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except ValueError:
+            raise RuntimeError(f"matmul: batch dims of shapes {self.shape} and {other.shape} "
+                               "do not broadcast") from None
+        out = MatMul.apply(a, b)
+        if other.ndim == 1:
+            out = out.squeeze(-1)
+        if self.ndim == 1:
+            out = out.squeeze(-2 if other.ndim > 1 else -1)
+        return out
+
+    __matmul__ = matmul
+
+    def __rmatmul__(self, other: Any) -> "Tensor":
+        from .creation import tensor
+        return tensor(other).matmul(self)
+
+    def softmax(self, dim: int) -> "Tensor":
+        from .ops.nn import Softmax
+        return Softmax.apply(self, self._dim("softmax", dim))
+
+    def log_softmax(self, dim: int) -> "Tensor":
+        from .ops.nn import LogSoftmax
+        return LogSoftmax.apply(self, self._dim("log_softmax", dim))
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True,
+             sorted: bool = True) -> ValuesIndices:
+        d = self._dim("topk", dim)
+        n = self.shape[d] if self.ndim else 1
+        if not 0 <= k <= n:
+            raise RuntimeError(f"topk: k={k} is out of range for dim {dim} of size {n} "
+                               f"(shape {self.shape})")
+        src = self if self.ndim else self.reshape(1)
+        idx = Tensor._from_buffer(src.device.backend.topk(src._data, k, d, largest), src.device)
+        values = src.gather(d, idx)
+        if not self.ndim:
+            values, idx = values.reshape(()), idx.reshape(())
+        return ValuesIndices(values, idx)
+
+    def sort(self, dim: int = -1, descending: bool = False) -> ValuesIndices:
+        d = self._dim("sort", dim)
+        idx = Tensor._from_buffer(self.device.backend.sort(self._data, d, descending),
+                                  self.device)
+        return ValuesIndices(self.gather(d, idx), idx)
+
+    def argsort(self, dim: int = -1, descending: bool = False) -> "Tensor":
+        return self.sort(dim, descending).indices
+
+    def multinomial(self, num_samples: int, replacement: bool = False) -> "Tensor":
+        if self.ndim not in (1, 2):
+            raise RuntimeError(f"multinomial: probabilities must be 1-D or 2-D, got shape "
+                               f"{self.shape}")
+        probs = self.detach()
+        if (probs < 0).any().item() or not (probs == probs).all().item():
+            raise RuntimeError("multinomial: probabilities must be non-negative and finite")
+        if (probs.sum(-1) <= 0).any().item():
+            raise RuntimeError("multinomial: each row of probabilities must have a "
+                               "positive sum")
+        if not replacement and num_samples > self.shape[-1]:
+            raise RuntimeError(f"multinomial: cannot draw {num_samples} samples without "
+                               f"replacement from {self.shape[-1]} categories")
+        buf = self.device.backend.multinomial(self._data, num_samples, replacement)
+        return Tensor._from_buffer(buf, self.device)
+
+    # ------------------------------------------------------------------ in-place
+    def _inplace(self, op: str, compute: Callable[["Tensor"], "Tensor"],
+                 others: Sequence[Any] = ()) -> "Tensor":
+        """Run ``compute`` out of place and write its result into this tensor's memory.
+
+        Under grad mode the op joins the graph: ``self`` takes the result's grad_fn.
+        """
+        tracked = _grad_enabled[0] and (self.requires_grad or any(
+            isinstance(o, Tensor) and o.requires_grad for o in others))
+        if tracked:
+            if self.requires_grad and self.grad_fn is None:
+                raise RuntimeError(
+                    f"{op}: a leaf tensor that requires grad (shape {self.shape}) is being "
+                    "used in an in-place operation; wrap the update in `with "
+                    "lightgrad.no_grad():` or operate on a clone")
+            result = compute(self.clone())
+        else:
+            from .autograd import no_grad
+            with no_grad():
+                result = compute(self)
+        if result.shape != self.shape:
+            raise RuntimeError(f"{op}: the result has shape {result.shape} but the in-place "
+                               f"target has shape {self.shape}")
+        if result.dtype is not self.dtype and \
+                result.dtype.category > self.dtype.category:
+            raise RuntimeError(f"{op}: result type {result.dtype.name} can't be cast to the "
+                               f"in-place target's dtype {self.dtype.name}")
+        try:
+            self.device.backend.assign(self._data, result._data)
+        except ValueError as err:
+            raise RuntimeError(f"{op}: cannot write into this tensor of shape {self.shape} "
+                               f"(it is a read-only view such as an expand(): {err}); clone "
+                               "it first") from None
+        self._version[0] += 1
+        if tracked:
+            self.requires_grad = True
+            self.grad_fn, self._output_nr = result.grad_fn, result._output_nr
+        return self
+
+    def add_(self, other: Any, alpha: float = 1) -> "Tensor":
+        return self._inplace("add_", lambda s: s.add(other, alpha), (other,))
+
+    def sub_(self, other: Any, alpha: float = 1) -> "Tensor":
+        return self._inplace("sub_", lambda s: s.sub(other, alpha), (other,))
+
+    def mul_(self, other: Any) -> "Tensor":
+        return self._inplace("mul_", lambda s: s * other, (other,))
+
+    def div_(self, other: Any) -> "Tensor":
+        return self._inplace("div_", lambda s: s / other, (other,))
+
+    def pow_(self, exponent: Any) -> "Tensor":
+        return self._inplace("pow_", lambda s: s ** exponent, (exponent,))
+
+    def clamp_(self, min: float | None = None, max: float | None = None) -> "Tensor":
+        return self._inplace("clamp_", lambda s: s.clamp(min, max))
+
+    def addcmul_(self, t1: "Tensor", t2: "Tensor", value: float = 1) -> "Tensor":
+        return self._inplace("addcmul_", lambda s: s + t1 * t2 * value, (t1, t2))
+
+    def addcdiv_(self, t1: "Tensor", t2: "Tensor", value: float = 1) -> "Tensor":
+        return self._inplace("addcdiv_", lambda s: s + t1 / t2 * value, (t1, t2))
+
+    def lerp_(self, end: "Tensor", weight: float) -> "Tensor":
+        return self._inplace("lerp_", lambda s: s + (end - s) * weight, (end,))
+
+    def masked_fill_(self, mask: "Tensor", value: Any) -> "Tensor":
+        return self._inplace("masked_fill_", lambda s: s.masked_fill(mask, value), (value,))
+
+    def _fill_with(self, op: str, make: Callable[[], Any]) -> "Tensor":
+        def compute(s: "Tensor") -> "Tensor":
+            return Tensor._from_buffer(make(), s.device)
+        return self._inplace(op, compute)
+
+    def zero_(self) -> "Tensor":
+        return self.fill_(0)
+
+    def fill_(self, value: Any) -> "Tensor":
+        value = _number(value)
+        return self._fill_with("fill_", lambda: self.device.backend.full(
+            self.shape, value, self._data.dtype))
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> "Tensor":
+        backend = self.device.backend
+
+        def make() -> Any:
+            u = backend.rand(self.shape, self._data.dtype)
+            return backend.add(backend.mul(u, b - a), a)
+        return self._fill_with("uniform_", make)
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
+        backend = self.device.backend
+
+        def make() -> Any:
+            return backend.add(backend.mul(backend.randn(self.shape, self._data.dtype), std),
+                               mean)
+        return self._fill_with("normal_", make)
+
+    def copy_(self, src: Any) -> "Tensor":
+        if not isinstance(src, Tensor):
+            from .creation import tensor
+            src = tensor(src)
+
+        def compute(s: "Tensor") -> "Tensor":
+            moved = src.to(device=s.device, dtype=s.dtype)
+            try:
+                return moved.expand(s.shape) if moved.shape != s.shape else moved + 0
+            except RuntimeError:
+                raise RuntimeError(f"copy_: source of shape {src.shape} cannot be broadcast "
+                                   f"to the target shape {s.shape}") from None
+        return self._inplace("copy_", compute, (src,))
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        from .indexing import convert_index
+        from .ops.movement import IndexPut
+        idx, _ = convert_index(self, index)
+        if isinstance(value, Tensor):
+            if value.device is not self.device:
+                raise RuntimeError(f"setitem: value is on {value.device} but the tensor is on "
+                                   f"{self.device}")
+            value = value.to(self.dtype)
+        else:
+            value = _number(value)
+        self._inplace("setitem", lambda s: IndexPut.apply(s, value, idx, False), (value,))
+
+    def __iadd__(self, other: Any) -> "Tensor":
+        return self.add_(other)
+
+    def __isub__(self, other: Any) -> "Tensor":
+        return self.sub_(other)
+
+    def __imul__(self, other: Any) -> "Tensor":
+        return self.mul_(other)
+
+    def __itruediv__(self, other: Any) -> "Tensor":
+        return self.div_(other)
+
+
+class _HookHandle:
+    def __init__(self, hooks: list, hook: Callable):
+        self.hooks, self.hook = hooks, hook
+
+    def remove(self) -> None:
+        if self.hook in self.hooks:
+            self.hooks.remove(self.hook)
+
+
+def _number(value: Any) -> Any:
+    """A Python number from a number, a NumPy scalar or a one-element tensor."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, Tensor):
+        return value.item()
+    if isinstance(value, (Number, np.generic)):
+        return value.item() if hasattr(value, "item") else value
+    raise TypeError(f"expected a number, got {type(value).__name__}")
+
+
+def _infer_shape(op: str, shape: tuple[int, ...], x: Tensor) -> tuple[int, ...]:
+    numel = x.numel()
+    if shape.count(-1) > 1:
+        raise RuntimeError(f"{op}: only one dim can be -1, got {shape}")
+    if -1 in shape:
+        known = math.prod(n for n in shape if n != -1)
+        if known == 0 or numel % known:
+            raise RuntimeError(f"{op}: shape {shape} is invalid for input of size {numel} "
+                               f"(shape {x.shape})")
+        shape = tuple(numel // known if n == -1 else n for n in shape)
+    if math.prod(shape) != numel or any(n < 0 for n in shape):
+        raise RuntimeError(f"{op}: shape {shape} is invalid for input of size {numel} "
+                           f"(shape {x.shape})")
+    return shape
