@@ -62,7 +62,13 @@ class set_grad_enabled:
         self.mode = bool(mode)
         _grad_enabled[0] = self.mode
 
+    # no_grad/enable_grad read the mode to restore on entry; set_grad_enabled applies its
+    # mode at creation (like PyTorch), so it remembers the mode from before that.
+    _lazy = False
+
     def __enter__(self) -> None:
+        if self._lazy:
+            self.prev = _grad_enabled[0]
         _grad_enabled[0] = self.mode
 
     def __exit__(self, *exc: object) -> None:
@@ -70,6 +76,8 @@ class set_grad_enabled:
 
     def __call__(self, fn: Callable) -> Callable:
         mode = self.mode
+        if not self._lazy:  # used as a decorator: undo the switch made at creation
+            _grad_enabled[0] = self.prev
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -94,6 +102,8 @@ class no_grad(set_grad_enabled):
     False
     """
 
+    _lazy = True
+
     def __init__(self) -> None:
         self.prev = _grad_enabled[0]
         self.mode = False
@@ -107,6 +117,8 @@ class enable_grad(set_grad_enabled):
     ...     lg.is_grad_enabled()
     True
     """
+
+    _lazy = True
 
     def __init__(self) -> None:
         self.prev = _grad_enabled[0]
@@ -131,10 +143,15 @@ class Context:
     _output_hooks: dict | None = None
     _non_differentiable: tuple = ()
     _input_meta: tuple = ()
+    _output_meta: tuple = ()
+    _n_outputs = 1
+    _record = False
     needs_input_grad: tuple = ()
 
     def save_for_backward(self, *tensors: Any) -> None:
         """Keep tensors for backward; changing one in place before backward is an error."""
+        if not self._record:
+            return
         self._saved = tensors
         self._saved_versions = tuple(
             t._version[0] if t is not None else 0 for t in tensors)
@@ -191,24 +208,25 @@ class Function(Context):
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
-        ctx = cls.__new__(cls)
+        ctx = object.__new__(cls)
         record = False
         if _grad_enabled[0]:
-            needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-            record = True in needs
-            ctx.needs_input_grad = needs
-            _grad_enabled[0] = False
-            try:
-                out = cls.forward(ctx, *args, **kwargs)
-            finally:
-                _grad_enabled[0] = True
-        else:
+            for a in args:
+                if isinstance(a, Tensor) and a.requires_grad:
+                    record = True
+                    break
+        if not record:
+            # Nothing to differentiate: forward runs as is, nothing is saved or linked.
             ctx.needs_input_grad = (False,) * len(args)
+            return cls.forward(ctx, *args, **kwargs)
+        ctx._record = True
+        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        _grad_enabled[0] = False
+        try:
             out = cls.forward(ctx, *args, **kwargs)
-        if record:
-            return ctx._connect(args, out)
-        ctx._saved = None
-        return out
+        finally:
+            _grad_enabled[0] = True
+        return ctx._connect(args, out)
 
     def _connect(self, args: Sequence[Any], out: Any) -> Any:
         edges = []
@@ -216,28 +234,31 @@ class Function(Context):
         for a, need in zip(args, self.needs_input_grad):
             if need:
                 edges.append((a.grad_fn, a._output_nr) if a.grad_fn is not None else (a, 0))
-                meta.append((a.shape, a.dtype))
+                meta.append((a._data.shape, a._data.dtype))
             else:
                 edges.append(None)
                 meta.append(None)
         self._edges = tuple(edges)
         self._input_meta = tuple(meta)
-        outputs = list(out) if isinstance(out, tuple) else [out]
+        single = not isinstance(out, tuple)
+        outputs = [out] if single else list(out)
         skip = self._non_differentiable
         for nr, o in enumerate(outputs):
             if not isinstance(o, Tensor):
                 raise TypeError(f"{type(self).__name__}.forward must return Tensors, "
                                 f"got {type(o).__name__} at output {nr}")
-            if any(o is a for a in args):
-                # forward returned an input unchanged: the output is a new alias of it
-                o = outputs[nr] = o.detach()
-            if o._data.dtype in dtypes.FLOAT_NUMPY_DTYPES and id(o) not in skip:
+            for a in args:
+                if o is a:  # forward returned an input unchanged: output a new alias of it
+                    o = outputs[nr] = o.detach()
+                    break
+            if o._data.dtype in dtypes.FLOAT_NUMPY_DTYPES and (not skip or id(o) not in skip):
                 o.requires_grad = True
                 o.grad_fn = self
                 o._output_nr = nr
         self._n_outputs = len(outputs)
-        self._output_meta = tuple((o.shape, o.dtype) for o in outputs)
-        return tuple(outputs) if isinstance(out, tuple) else outputs[0]
+        if not single:
+            self._output_meta = tuple((o._data.shape, o._data.dtype, o.device) for o in outputs)
+        return outputs[0] if single else tuple(outputs)
 
 
 # ----------------------------------------------------------------------------- engine
@@ -270,15 +291,15 @@ def _topo_order(roots: Iterable[Context]) -> list[Context]:
 
 
 def _check_grad(node: Context, index: int, grad: Any) -> Any:
-    shape, dtype = node._input_meta[index]
+    shape, np_dtype = node._input_meta[index]
     if not isinstance(grad, Tensor):
         raise TypeError(f"{node.name()} returned a {type(grad).__name__} as gradient for "
                         f"input {index}; expected a Tensor or None")
     if grad.shape != shape:
         raise RuntimeError(f"{node.name()} returned an invalid gradient for input {index}: "
                            f"shape {tuple(grad.shape)}, expected {tuple(shape)}")
-    if grad.dtype is not dtype:
-        grad = grad.to(dtype)
+    if grad._data.dtype != np_dtype:
+        grad = grad.to(dtypes.from_numpy_dtype(np_dtype))
     return grad
 
 
@@ -337,8 +358,8 @@ def run_backward(tensors: Sequence[Any], grad_tensors: Sequence[Any], retain_gra
                 continue
             for nr, g in enumerate(grads):
                 if g is None:
-                    shape, dtype = node._output_meta[nr]
-                    grads[nr] = Tensor._zeros_for(shape, dtype, node)
+                    shape, np_dtype, dev = node._output_meta[nr]
+                    grads[nr] = Tensor._from_buffer(dev.backend.full(shape, 0, np_dtype), dev)
             out = type(node).backward(node, *grads)
             if not isinstance(out, tuple):
                 out = (out,)

@@ -1,4 +1,4 @@
-"""The ``lightgrad`` command: ``lightgrad info``, ``lightgrad demo``.
+"""The ``lightgrad`` command: ``info``, ``demo``, ``train gpt``, ``sample``.
 
 >>> from lightgrad.cli import main
 >>> main(["info"])  # doctest: +ELLIPSIS
@@ -30,6 +30,30 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_gpt(args: argparse.Namespace) -> int:
+    from lightgrad.train.gpt import train
+    train(args)
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from lightgrad.train.gpt import sample
+    sample(args)
+    return 0
+
+
+def _add_train_commands(sub: argparse._SubParsersAction) -> None:
+    from lightgrad.train.gpt import add_sample_arguments, add_train_arguments
+    train = sub.add_parser("train", help="train a model (gpt)")
+    models = train.add_subparsers(dest="model", required=True)
+    gpt = models.add_parser("gpt", help="train a GPT on a text file (default: built-in corpus)")
+    add_train_arguments(gpt)
+    gpt.set_defaults(func=_train_gpt)
+    sample = sub.add_parser("sample", help="generate text from a trained GPT checkpoint")
+    add_sample_arguments(sample)
+    sample.set_defaults(func=_sample)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="lightgrad", description="lightgrad command line")
@@ -38,13 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=_info)
     demo = sub.add_parser("demo", help="train the scalar MLP and a tensor MLP on a toy set")
     demo.set_defaults(func=_demo)
+    _add_train_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lightgrad`` console command."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"lightgrad: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ def _advanced(x: Tensor, item: Any) -> Any:
 
 def convert_index(x: Tensor, index: Any) -> tuple[tuple, bool]:
     """(backend index tuple, whether it is basic indexing) for ``x[index]``."""
+    if type(index) is slice and x._data.ndim and (index.step is None or index.step > 0):
+        return (index,), True
     items = index if isinstance(index, tuple) else (index,)
     out = []
     basic = True

@@ -57,7 +57,6 @@ class Tensor:
 
     def __init__(self, data: Any = (), dtype: Any = None, device: Any = None,
                  requires_grad: bool = False):
-        from .creation import tensor
         made = tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
         self._data, self.device = made._data, made.device
         self.requires_grad, self.grad, self.grad_fn = made.requires_grad, None, None
@@ -75,12 +74,6 @@ class Tensor:
         t._version = [0]
         t._hooks = None
         return t
-
-    @staticmethod
-    def _zeros_for(shape: tuple, dtype: dtypes.DType, node: Any) -> "Tensor":
-        """Zero gradient for an unused output of a multi-output node."""
-        dev = as_device(None)
-        return Tensor._from_buffer(dev.backend.full(shape, 0, dtype.np), dev)
 
     @staticmethod
     def _full_like_meta(t: "Tensor", value: float) -> "Tensor":
@@ -149,11 +142,9 @@ class Tensor:
         return self.shape[0]
 
     def _dim(self, op: str, dim: int) -> int:
-        from .ops.common import norm_dim
         return norm_dim(op, dim, self.ndim, self.shape)
 
     def _dims(self, op: str, dim: Any) -> tuple[int, ...]:
-        from .ops.common import norm_dims
         return norm_dims(op, dim, self.ndim, self.shape)
 
     # ------------------------------------------------------------------ conversion
@@ -210,7 +201,6 @@ class Tensor:
         return (self[i] for i in range(self.shape[0]))
 
     def __repr__(self) -> str:
-        from .printing import format_tensor
         return format_tensor(self)
 
     def detach(self) -> "Tensor":
@@ -225,11 +215,9 @@ class Tensor:
         return self
 
     def clone(self) -> "Tensor":
-        from .ops.movement import Copy
         return Copy.apply(self)
 
     def contiguous(self) -> "Tensor":
-        from .ops.movement import Copy
         return Copy.apply(self, True)
 
     def is_contiguous(self) -> bool:
@@ -257,10 +245,8 @@ class Tensor:
                 dtype = a
         out = self
         if dev is not None and as_device(dev) is not self.device:
-            from .ops.movement import ToDevice
             out = ToDevice.apply(out, as_device(dev))
         if dtype is not None and dtypes.as_dtype(dtype) is not out.dtype:
-            from .ops.movement import Cast
             out = Cast.apply(out, dtypes.as_dtype(dtype))
         if copy and out is self:
             out = self.clone()
@@ -368,7 +354,6 @@ class Tensor:
 
     # ------------------------------------------------------------------ elementwise
     def _unary(self, name: str) -> "Tensor":
-        from .ops import elementwise
         return getattr(elementwise, name).apply(self)
 
     def neg(self) -> "Tensor":
@@ -416,7 +401,7 @@ class Tensor:
         scaled = self * beta if beta != 1 else self
         soft = scaled._unary("Softplus")
         soft = soft / beta if beta != 1 else soft
-        return (scaled > threshold).where(self, soft) if threshold is not None else soft
+        return self.where(scaled > threshold, soft) if threshold is not None else soft
 
     def erf(self) -> "Tensor":
         return self._unary("Erf")
@@ -446,13 +431,11 @@ class Tensor:
         return (self + 1).log()
 
     def clamp(self, min: float | None = None, max: float | None = None) -> "Tensor":
-        from .ops.elementwise import Clamp
         return Clamp.apply(self, _number(min), _number(max))
 
     clip = clamp
 
     def _binary(self, name: str, other: Any, reverse: bool = False) -> "Tensor":
-        from .ops import elementwise
         fn = getattr(elementwise, name)
         return fn.apply(other, self) if reverse else fn.apply(self, other)
 
@@ -506,11 +489,9 @@ class Tensor:
 
     def where(self, condition: "Tensor", other: Any) -> "Tensor":
         """``self`` where ``condition`` else ``other`` (PyTorch's ``x.where(cond, y)``)."""
-        from .ops.elementwise import Where
         return Where.apply(condition, self, other)
 
     def masked_fill(self, mask: "Tensor", value: Any) -> "Tensor":
-        from .ops.elementwise import Where
         if not isinstance(mask, Tensor) or mask.dtype is not dtypes.bool_:
             raise TypeError(f"masked_fill: mask must be a bool tensor, got "
                             f"{getattr(mask, 'dtype', type(mask).__name__)}")
@@ -524,10 +505,18 @@ class Tensor:
         out = Where.apply(mask, value, self)
         return out if out.dtype is self.dtype else out.to(self.dtype)
 
-    __add__ = add
-    __sub__ = sub
-    __mul__ = mul
-    __truediv__ = div
+    def __add__(self, other: Any) -> "Tensor":
+        return elementwise.Add.apply(self, other)
+
+    def __sub__(self, other: Any) -> "Tensor":
+        return elementwise.Sub.apply(self, other)
+
+    def __mul__(self, other: Any) -> "Tensor":
+        return elementwise.Mul.apply(self, other)
+
+    def __truediv__(self, other: Any) -> "Tensor":
+        return elementwise.Div.apply(self, other)
+
     __pow__ = pow
     __neg__ = neg
     __abs__ = abs
@@ -578,7 +567,6 @@ class Tensor:
 
     # ------------------------------------------------------------------ reductions
     def sum(self, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> "Tensor":
-        from .ops.reduce import Sum
         axes = self._dims("sum", dim)
         if dtype is not None:
             dtype = dtypes.as_dtype(dtype).np
@@ -587,22 +575,18 @@ class Tensor:
         return Sum.apply(self, axes, keepdim, dtype)
 
     def mean(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
-        from .ops.reduce import Mean
         if not self.dtype.is_floating_point:
             raise TypeError(f"mean: input dtype must be floating point, got {self.dtype.name}")
         return Mean.apply(self, self._dims("mean", dim), keepdim)
 
     def prod(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
-        from .ops.reduce import Prod
         dtype = None if self.dtype.is_floating_point else np.int64
         return Prod.apply(self, self._dims("prod", dim), keepdim, dtype)
 
     def amax(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
-        from .ops.reduce import Amax
         return Amax.apply(self, self._dims("amax", dim), keepdim)
 
     def amin(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
-        from .ops.reduce import Amin
         return Amin.apply(self, self._dims("amin", dim), keepdim)
 
     def _extreme(self, op: str, dim: Any, keepdim: bool) -> Any:
@@ -677,13 +661,13 @@ class Tensor:
         return Tensor._from_buffer(buf, self.device)
 
     def cumsum(self, dim: int) -> "Tensor":
-        from .ops.reduce import Cumsum
         x = self if self.dtype.is_floating_point else self.long()
         return Cumsum.apply(x, self._dim("cumsum", dim))
 
     # ------------------------------------------------------------------ movement
     def reshape(self, *shape: Any) -> "Tensor":
-        from .ops.movement import Reshape
+        if len(shape) == 1 and type(shape[0]) is tuple and shape[0] == self._data.shape:
+            return Reshape.apply(self, shape[0])
         shape = _shape_args("reshape", shape)
         return Reshape.apply(self, _infer_shape("reshape", shape, self))
 
@@ -698,7 +682,6 @@ class Tensor:
     reshape_as = view_as
 
     def permute(self, *dims: Any) -> "Tensor":
-        from .ops.movement import Permute
         dims = _shape_args("permute", dims)
         axes = tuple(self._dim("permute", d) for d in dims)
         if sorted(axes) != list(range(self.ndim)):
@@ -722,7 +705,6 @@ class Tensor:
         return self.T
 
     def expand(self, *sizes: Any) -> "Tensor":
-        from .ops.movement import Expand
         sizes = _shape_args("expand", sizes)
         if len(sizes) < self.ndim:
             raise RuntimeError(f"expand: the number of sizes {len(sizes)} must be at least "
@@ -756,7 +738,6 @@ class Tensor:
         return self if shape == self.shape else self.reshape(shape)
 
     def unsqueeze(self, dim: int) -> "Tensor":
-        from .ops.common import norm_dim
         d = norm_dim("unsqueeze", dim, self.ndim + 1, self.shape)
         return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
 
@@ -804,13 +785,11 @@ class Tensor:
         return self[(slice(None),) * d + (slice(start, start + length),)]
 
     def flip(self, *dims: Any) -> "Tensor":
-        from .ops.movement import Flip
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
         return Flip.apply(self, self._dims("flip", list(dims)))
 
     def repeat(self, *sizes: Any) -> "Tensor":
-        from .ops.movement import Tile
         sizes = _shape_args("repeat", sizes)
         if len(sizes) < self.ndim:
             raise RuntimeError(f"repeat: got {len(sizes)} repeats for a tensor of shape "
@@ -818,12 +797,10 @@ class Tensor:
         return Tile.apply(self, sizes)
 
     def tril(self, diagonal: int = 0) -> "Tensor":
-        from .ops.movement import Triangle
         self._need_matrix("tril")
         return Triangle.apply(self, diagonal, False)
 
     def triu(self, diagonal: int = 0) -> "Tensor":
-        from .ops.movement import Triangle
         self._need_matrix("triu")
         return Triangle.apply(self, diagonal, True)
 
@@ -848,7 +825,6 @@ class Tensor:
                              f"for a dim of size {size} (tensor of shape {self.shape})")
 
     def gather(self, dim: int, index: "Tensor") -> "Tensor":
-        from .ops.movement import Gather
         d = self._dim("gather", dim)
         self._index_arg("gather", index)
         if index.ndim != self.ndim or any(
@@ -859,7 +835,6 @@ class Tensor:
         return Gather.apply(self, d, index.long())
 
     def scatter_add(self, dim: int, index: "Tensor", src: "Tensor") -> "Tensor":
-        from .ops.movement import ScatterAdd
         d = self._dim("scatter_add", dim)
         self._index_arg("scatter_add", index)
         if index.ndim != self.ndim or any(index.shape[i] > src.shape[i]
@@ -870,7 +845,6 @@ class Tensor:
         return ScatterAdd.apply(self, d, index.long(), src.to(self.dtype))
 
     def index_select(self, dim: int, index: "Tensor") -> "Tensor":
-        from .ops.movement import IndexSelect
         d = self._dim("index_select", dim)
         self._index_arg("index_select", index)
         self._check_bounds("index_select", index, self.shape[d])
@@ -878,7 +852,6 @@ class Tensor:
 
     def index_add(self, dim: int, index: "Tensor", source: "Tensor",
                   alpha: float = 1) -> "Tensor":
-        from .ops.movement import IndexAdd
         d = self._dim("index_add", dim)
         self._index_arg("index_add", index)
         self._check_bounds("index_add", index, self.shape[d])
@@ -890,8 +863,6 @@ class Tensor:
         return IndexAdd.apply(self, d, index.long().reshape(-1), src.to(self.dtype))
 
     def __getitem__(self, index: Any) -> "Tensor":
-        from .indexing import convert_index
-        from .ops.movement import GetItem
         idx, basic = convert_index(self, index)
         if basic and idx == ():
             return GetItem.apply(self, (Ellipsis,), True)
@@ -899,7 +870,6 @@ class Tensor:
 
     # ------------------------------------------------------------------ linalg and nn
     def matmul(self, other: "Tensor") -> "Tensor":
-        from .ops.linalg import MatMul
         if not isinstance(other, Tensor):
             raise TypeError(f"matmul: expected a Tensor, got {type(other).__name__}")
         if self.ndim == 0 or other.ndim == 0:
@@ -910,11 +880,12 @@ class Tensor:
         if a.shape[-1] != b.shape[-2]:
             raise RuntimeError(f"matmul: shapes {self.shape} and {other.shape} do not align: "
                                f"{a.shape[-1]} != {b.shape[-2]}")
-        try:
-            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-        except ValueError:
-            raise RuntimeError(f"matmul: batch dims of shapes {self.shape} and {other.shape} "
-                               "do not broadcast") from None
+        if a.ndim > 2 or b.ndim > 2:
+            try:
+                np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+            except ValueError:
+                raise RuntimeError(f"matmul: batch dims of shapes {self.shape} and "
+                                   f"{other.shape} do not broadcast") from None
         out = MatMul.apply(a, b)
         if other.ndim == 1:
             out = out.squeeze(-1)
@@ -925,15 +896,12 @@ class Tensor:
     __matmul__ = matmul
 
     def __rmatmul__(self, other: Any) -> "Tensor":
-        from .creation import tensor
         return tensor(other).matmul(self)
 
     def softmax(self, dim: int) -> "Tensor":
-        from .ops.nn import Softmax
         return Softmax.apply(self, self._dim("softmax", dim))
 
     def log_softmax(self, dim: int) -> "Tensor":
-        from .ops.nn import LogSoftmax
         return LogSoftmax.apply(self, self._dim("log_softmax", dim))
 
     def topk(self, k: int, dim: int = -1, largest: bool = True,
@@ -1075,7 +1043,6 @@ class Tensor:
 
     def copy_(self, src: Any) -> "Tensor":
         if not isinstance(src, Tensor):
-            from .creation import tensor
             src = tensor(src)
 
         def compute(s: "Tensor") -> "Tensor":
@@ -1088,8 +1055,6 @@ class Tensor:
         return self._inplace("copy_", compute, (src,))
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        from .indexing import convert_index
-        from .ops.movement import IndexPut
         idx, _ = convert_index(self, index)
         if isinstance(value, Tensor):
             if value.device is not self.device:
@@ -1098,6 +1063,18 @@ class Tensor:
             value = value.to(self.dtype)
         else:
             value = _number(value)
+        if not (_grad_enabled[0] and (self.requires_grad or getattr(value, "requires_grad",
+                                                                     False))):
+            # Outside autograd: write straight into memory, no copy of the whole tensor.
+            buf = value._data if isinstance(value, Tensor) else value
+            try:
+                self.device.backend.setitem(self._data, idx, buf)
+            except ValueError as err:
+                raise RuntimeError(f"setitem: cannot write a value of shape "
+                                   f"{getattr(value, 'shape', ())} into index {index!r} of a "
+                                   f"tensor of shape {self.shape}: {err}") from None
+            self._version[0] += 1
+            return
         self._inplace("setitem", lambda s: IndexPut.apply(s, value, idx, False), (value,))
 
     def __iadd__(self, other: Any) -> "Tensor":
@@ -1147,3 +1124,19 @@ def _infer_shape(op: str, shape: tuple[int, ...], x: Tensor) -> tuple[int, ...]:
         raise RuntimeError(f"{op}: shape {shape} is invalid for input of size {numel} "
                            f"(shape {x.shape})")
     return shape
+
+
+# Late imports: these modules need Tensor defined first.
+from .creation import tensor  # noqa: E402
+from .indexing import convert_index  # noqa: E402
+from .ops import elementwise  # noqa: E402
+from .ops.common import norm_dim, norm_dims  # noqa: E402
+from .ops.elementwise import Clamp, Where  # noqa: E402
+from .ops.linalg import MatMul  # noqa: E402
+from .ops.movement import (  # noqa: E402
+    Cast, Copy, Expand, Flip, Gather, GetItem, IndexAdd, IndexPut, IndexSelect, Permute,
+    Reshape, ScatterAdd, Tile, ToDevice, Triangle,
+)
+from .ops.nn import LogSoftmax, Softmax  # noqa: E402
+from .ops.reduce import Amax, Amin, Cumsum, Mean, Prod, Sum  # noqa: E402
+from .printing import format_tensor  # noqa: E402

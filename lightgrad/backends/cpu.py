@@ -30,7 +30,7 @@ def _erf(x: np.ndarray) -> np.ndarray:
     """erf without SciPy: exact (math.erf) in float64, Abramowitz-Stegun 7.1.26 otherwise
     (absolute error below 1.5e-7, under float32's resolution)."""
     if x.dtype == np.float64:
-        return _erf64(x).astype(np.float64)
+        return np.asarray(_erf64(x), dtype=np.float64)  # 0-d: frompyfunc gives a float
     a = np.abs(x)
     t = 1.0 / (1.0 + np.float32(0.3275911) * a)
     poly = t * (np.float32(0.254829592) + t * (np.float32(-0.284496736) + t * (
@@ -94,6 +94,16 @@ def _reduce_dtype(x: np.ndarray, dtype: Any) -> Any:
     if dtype is not None:
         return dtype
     return np.float32 if x.dtype in _HALF else None
+
+
+def _reduce(ufunc: np.ufunc, x: np.ndarray, axes: tuple, keepdim: bool, dtype: Any) -> Any:
+    """``ufunc.reduce`` over ``axes``; halves accumulate in float32 and round back."""
+    acc = _reduce_dtype(x, dtype)
+    out = ufunc.reduce(x, axis=axes, keepdims=keepdim, dtype=acc)
+    want = dtype or x.dtype
+    if type(out) is not np.ndarray or out.dtype != want:
+        out = np.asarray(out, dtype=want)
+    return out
 
 
 class CPUBackend(Backend):
@@ -171,16 +181,19 @@ class CPUBackend(Backend):
 
     # --- reductions
     def sum(self, x, axes, keepdim, dtype=None) -> np.ndarray:
-        out = np.sum(x, axis=axes, keepdims=keepdim, dtype=_reduce_dtype(x, dtype))
-        return np.asarray(out).astype(dtype or x.dtype, copy=False)
+        return _reduce(np.add, x, axes, keepdim, dtype)
 
     def mean(self, x, axes, keepdim, dtype=None) -> np.ndarray:
-        out = np.mean(x, axis=axes, keepdims=keepdim, dtype=_reduce_dtype(x, dtype))
-        return np.asarray(out).astype(dtype or x.dtype, copy=False)
+        count = 1
+        for a in axes:
+            count *= x.shape[a]
+        total = _reduce(np.add, x, axes, keepdim, dtype or (np.float32 if x.dtype in _HALF
+                                                             else None))
+        return np.true_divide(total, count, dtype=total.dtype).astype(dtype or x.dtype,
+                                                                     copy=False)
 
     def prod(self, x, axes, keepdim, dtype=None) -> np.ndarray:
-        out = np.prod(x, axis=axes, keepdims=keepdim, dtype=_reduce_dtype(x, dtype))
-        return np.asarray(out).astype(dtype or x.dtype, copy=False)
+        return _reduce(np.multiply, x, axes, keepdim, dtype)
 
     def amax(self, x, axes, keepdim) -> np.ndarray:
         return np.asarray(np.max(x, axis=axes, keepdims=keepdim))

@@ -215,7 +215,7 @@ class Gather(Function):
 class ScatterAdd(Function):
     @staticmethod
     def forward(ctx, x, axis, index, src):
-        ctx.axis = axis
+        ctx.axis, ctx.src_shape = axis, src.shape
         ctx.save_for_backward(index)
         buf = x.device.backend.scatter_add(x._data, axis, index._data, src._data)
         return wrap(buf, x.device)
@@ -223,7 +223,12 @@ class ScatterAdd(Function):
     @staticmethod
     def backward(ctx, g):
         (index,) = ctx.saved_tensors
-        gsrc = Gather.apply(g, ctx.axis, index) if ctx.needs_input_grad[3] else None
+        gsrc = None
+        if ctx.needs_input_grad[3]:
+            gsrc = Gather.apply(g, ctx.axis, index)
+            if gsrc.shape != ctx.src_shape:  # src entries outside index's extent are unused
+                pads = tuple((0, n - m) for n, m in zip(ctx.src_shape, gsrc.shape))
+                gsrc = Pad.apply(gsrc, pads, 0.0)
         return g, None, None, gsrc
 
 

@@ -1,0 +1,1 @@
+"""Training loops behind the ``lightgrad train`` and ``lightgrad sample`` commands."""

@@ -1,0 +1,312 @@
+"""``lightgrad train gpt`` and ``lightgrad sample``: train a GPT on a text file and sample it.
+
+The run directory holds ``ckpt.safetensors`` (model, optimizer, config, progress),
+``tokenizer/`` and ``loss.png``. Batches are drawn from a generator seeded by
+``(seed, iteration)``, so a resumed run sees exactly the batches an uninterrupted run would.
+
+>>> from lightgrad.train.gpt import default_corpus
+>>> len(default_corpus(20_000)) >= 20_000
+True
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import lightgrad as lg
+from lightgrad.models.gpt import GPT, PRESETS, GPTConfig
+from lightgrad.models.tokenizer import BPETokenizer, CharTokenizer
+from lightgrad.train.common import Progress, save_curves, warmup_cosine_lr
+
+CHECKPOINT = "ckpt.safetensors"
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def default_corpus(max_chars: int = 1_000_000) -> str:
+    """Text that exists on every machine: the Python standard library's own source files
+    (in sorted order, so the same Python version gives the same corpus)."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    parts: list[str] = []
+    total = 0
+    for path in sorted(root.glob("*.py")):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        text = "".join(ch for ch in text if ch.isascii())
+        parts.append(text)
+        total += len(text)
+        if total >= max_chars:
+            break
+    if total == 0:
+        raise RuntimeError(f"train gpt: found no Python sources under {root} for the built-in "
+                           "corpus; pass --data FILE")
+    return "".join(parts)[:max_chars]
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of ``path``; clear errors for missing, empty and binary files."""
+    if not path.is_file():
+        raise FileNotFoundError(f"train gpt: data file {path} does not exist")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise ValueError(f"train gpt: data file {path} is empty")
+    if b"\x00" in raw[:65536]:
+        raise ValueError(f"train gpt: data file {path} looks binary (it contains NUL bytes); "
+                         "expected a UTF-8 text file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"train gpt: data file {path} is not UTF-8 text ({err})") from None
+
+
+def build_tokenizer(kind: str, text: str, vocab_size: int) -> Any:
+    if kind == "char":
+        return CharTokenizer(text)
+    if kind == "bpe":
+        return BPETokenizer().train(text, vocab_size)
+    raise ValueError(f"train gpt: unknown tokenizer {kind!r}; use 'char' or 'bpe'")
+
+
+def save_tokenizer(tok: Any, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    if isinstance(tok, CharTokenizer):
+        tok.save(directory / "chars.json")
+    else:
+        tok.save(directory)
+
+
+def load_tokenizer(directory: Path) -> Any:
+    if (directory / "chars.json").is_file():
+        return CharTokenizer.load(directory / "chars.json")
+    if (directory / "vocab.json").is_file():
+        return BPETokenizer.from_pretrained(directory)
+    raise FileNotFoundError(f"sample: no tokenizer found in {directory} (expected chars.json "
+                            "or vocab.json + merges.txt)")
+
+
+@dataclass
+class Splits:
+    train: np.ndarray
+    val: np.ndarray
+
+
+def split_ids(ids: list[int], block_size: int) -> Splits:
+    """90/10 train/validation split of the token ids; both must hold a full block + 1."""
+    data = np.asarray(ids, dtype=np.int64)
+    n = int(0.9 * len(data))
+    splits = Splits(data[:n], data[n:])
+    for name, part in (("train", splits.train), ("validation", splits.val)):
+        if len(part) <= block_size + 1:
+            raise ValueError(f"train gpt: the {name} split has {len(part)} tokens, fewer than "
+                             f"block_size + 2 = {block_size + 2}; use more data or a smaller "
+                             "--block-size")
+    return splits
+
+
+def get_batch(data: np.ndarray, batch_size: int, block_size: int,
+              rng: np.random.Generator) -> tuple[lg.Tensor, lg.Tensor]:
+    """Random windows of ``block_size`` tokens and the same windows shifted by one."""
+    starts = rng.integers(0, len(data) - block_size - 1, batch_size)
+    windows = np.stack([data[s:s + block_size + 1] for s in starts])
+    return lg.from_numpy(windows[:, :-1].copy()), lg.from_numpy(windows[:, 1:].copy())
+
+
+@lg.no_grad()
+def estimate_loss(model: GPT, splits: Splits, batch_size: int, iters: int,
+                  seed: int) -> dict[str, float]:
+    """Mean loss over ``iters`` fixed batches of each split (model in eval mode)."""
+    model.eval()
+    out = {}
+    for name in ("train", "val"):
+        rng = np.random.default_rng([seed, 999_983, len(name)])
+        data = getattr(splits, name)
+        losses = [model(*get_batch(data, batch_size, model.config.block_size, rng))[1].item()
+                  for _ in range(iters)]
+        out[name] = float(np.mean(losses))
+    model.train()
+    return out
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``lightgrad train gpt``."""
+    a = parser.add_argument
+    a("--data", type=Path, default=None,
+      help="UTF-8 text file to train on (default: the Python standard library's sources)")
+    a("--preset", default="baby", choices=[p for p in PRESETS if not p.startswith("gpt2")],
+      help="model size preset (default: baby = 4 layers, 4 heads, width 128, context 64)")
+    a("--tokenizer", default="char", choices=["char", "bpe"],
+      help="character-level (default) or byte-level BPE tokens")
+    a("--bpe-vocab-size", type=int, default=512, help="BPE vocabulary size (default: 512)")
+    a("--block-size", type=int, default=None, help="context length (default: the preset's)")
+    a("--batch-size", type=int, default=12, help="sequences per step (default: 12)")
+    a("--max-iters", type=int, default=2000, help="training steps (default: 2000)")
+    a("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
+    a("--min-lr", type=float, default=1e-4, help="final learning rate (default: 1e-4)")
+    a("--warmup-iters", type=int, default=100, help="linear warm-up steps (default: 100)")
+    a("--weight-decay", type=float, default=0.1, help="AdamW weight decay (default: 0.1)")
+    a("--grad-clip", type=float, default=1.0, help="max gradient norm, 0 = off (default: 1)")
+    a("--dropout", type=float, default=0.0, help="dropout probability (default: 0)")
+    a("--eval-interval", type=int, default=250, help="steps between val evaluations")
+    a("--eval-iters", type=int, default=20, help="batches per evaluation (default: 20)")
+    a("--max-chars", type=int, default=1_000_000,
+      help="characters of the built-in corpus to use (default: 1,000,000)")
+    a("--out", type=Path, default=Path("runs/gpt"),
+      help="run directory for checkpoint, tokenizer and plot (default: runs/gpt)")
+    a("--resume", action="store_true", help="continue from the checkpoint in --out")
+    a("--seed", type=int, default=1337, help="random seed (default: 1337)")
+    a("--sample-chars", type=int, default=300, help="tokens to sample at the end")
+
+
+def _config_for(args: argparse.Namespace, vocab_size: int) -> GPTConfig:
+    overrides: dict[str, Any] = {"vocab_size": vocab_size, "dropout": args.dropout}
+    if args.block_size:
+        overrides["block_size"] = args.block_size
+    return GPTConfig.preset(args.preset, **overrides)
+
+
+def _check_resume(saved: dict[str, Any], config: GPTConfig, path: Path) -> None:
+    if saved != config.to_dict():
+        diff = {k: (saved.get(k), v) for k, v in config.to_dict().items() if saved.get(k) != v}
+        raise ValueError(f"train gpt --resume: the checkpoint {path} was made with a different "
+                         f"config; (checkpoint, requested) differ in {diff}")
+
+
+def train(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
+    """Run ``lightgrad train gpt``; returns the final losses and the run directory."""
+    lg.manual_seed(args.seed)
+    out: Path = args.out
+    ckpt_path = out / CHECKPOINT
+    if args.resume:
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"train gpt --resume: no checkpoint at {ckpt_path}")
+        tok = load_tokenizer(out / "tokenizer")
+    if args.data is not None:
+        text, source = read_text(args.data), str(args.data)
+    else:
+        text, source = default_corpus(args.max_chars), "the Python standard library sources"
+    if not args.resume:
+        tok = build_tokenizer(args.tokenizer, text, args.bpe_vocab_size)
+    config = _config_for(args, tok.vocab_size)
+    splits = split_ids(tok.encode(text), config.block_size)
+    model = GPT(config)
+    opt = model.configure_optimizers(args.weight_decay, args.lr, (0.9, 0.99))
+    start_iter, history = 0, {"train": [], "val": [], "step": []}
+    if args.resume:
+        state = lg.load(ckpt_path)
+        _check_resume(json.loads(state["config"]), config, ckpt_path)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start_iter = int(state["iter"])
+        history = json.loads(state["history"])
+    else:
+        save_tokenizer(tok, out / "tokenizer")
+    log(f"data: {source}, {len(text):,} chars, {len(splits.train):,} train / "
+        f"{len(splits.val):,} val tokens, vocab {tok.vocab_size}")
+    log(f"model: {args.preset} ({config.n_layer} layers, {config.n_head} heads, width "
+        f"{config.n_embd}, context {config.block_size}), "
+        f"{model.num_parameters() / 1e6:.2f}M parameters")
+    losses: dict[str, float] = {}
+    bar = Progress(args.max_iters, initial=start_iter, desc="train gpt")
+    tokens_per_step = args.batch_size * config.block_size
+    last = time.perf_counter()
+    for it in range(start_iter, args.max_iters):
+        lr = warmup_cosine_lr(it, args.lr, args.min_lr, args.warmup_iters, args.max_iters)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        rng = np.random.default_rng([args.seed, it])
+        x, y = get_batch(splits.train, args.batch_size, config.block_size, rng)
+        _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if args.grad_clip:
+            lg.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        opt.step()
+        history["step"].append([it, loss.item()])
+        now = time.perf_counter()
+        bar.update(loss=loss.item(), lr=lr, **{"tok/s": f"{tokens_per_step / (now - last):,.0f}"})
+        last = now
+        done = it + 1
+        if done % args.eval_interval == 0 or done == args.max_iters:
+            losses = estimate_loss(model, splits, args.batch_size, args.eval_iters, args.seed)
+            history["train"].append([done, losses["train"]])
+            history["val"].append([done, losses["val"]])
+            bar.write(f"step {done}: train loss {losses['train']:.4f}, "
+                      f"val loss {losses['val']:.4f}")
+            lg.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                     "config": json.dumps(config.to_dict()), "iter": done,
+                     "history": json.dumps(history)}, ckpt_path)
+            last = time.perf_counter()
+    bar.close()
+    log(save_curves(out / "loss.png", {
+        "train (per step)": history["step"], "train (eval)": history["train"],
+        "val (eval)": history["val"]}, "step", "cross-entropy loss",
+        f"GPT {args.preset} on {Path(source).name if args.data else 'stdlib sources'}"))
+    if args.sample_chars > 0:
+        log("sample:")
+        log(sample_text(model, tok, "\n", args.sample_chars, temperature=0.8, top_k=None))
+    return {"losses": losses, "out": out}
+
+
+def sample_text(model: GPT, tok: Any, prompt: str, n: int, temperature: float = 0.8,
+                top_k: int | None = None, top_p: float | None = None) -> str:
+    """Continue ``prompt`` by ``n`` tokens (the context slides past block_size)."""
+    ids = tok.encode(prompt) or [0]
+    idx = lg.tensor([ids], dtype=lg.int64)
+    out = model.generate(idx, n, temperature=temperature, top_k=top_k, top_p=top_p,
+                         crop=True)
+    return tok.decode(out[0].tolist())
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``lightgrad sample``."""
+    a = parser.add_argument
+    a("--checkpoint", type=Path, default=Path("runs/gpt"),
+      help="run directory or its ckpt.safetensors (default: runs/gpt)")
+    a("--prompt", default="\n", help="text to continue (default: a newline)")
+    a("-n", "--num-tokens", type=int, default=500, help="tokens to generate (default: 500)")
+    a("--temperature", type=float, default=0.8, help="0 = greedy (default: 0.8)")
+    a("--top-k", type=int, default=None, help="sample from the k most likely tokens")
+    a("--top-p", type=float, default=None, help="nucleus sampling probability mass")
+    a("--seed", type=int, default=None, help="random seed for reproducible samples")
+
+
+def load_run(path: Path) -> tuple[GPT, Any]:
+    """The model and tokenizer of a run directory (or of its checkpoint file)."""
+    directory = path if path.is_dir() else path.parent
+    ckpt = path if path.is_file() else path / CHECKPOINT
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"sample: no checkpoint at {ckpt}; train one with "
+                                "`lightgrad train gpt`")
+    state = lg.load(ckpt)
+    model = GPT(GPTConfig.from_dict(json.loads(state["config"])))
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, load_tokenizer(directory / "tokenizer")
+
+
+def sample(args: argparse.Namespace) -> str:
+    """Run ``lightgrad sample``; prints and returns the text."""
+    if args.seed is not None:
+        lg.manual_seed(args.seed)
+    model, tok = load_run(args.checkpoint)
+    text = sample_text(model, tok, args.prompt, args.num_tokens, args.temperature, args.top_k,
+                       args.top_p)
+    sys.stdout.write(text + "\n")
+    return text
