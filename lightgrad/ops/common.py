@@ -52,14 +52,31 @@ def binary_operands(op: str, a: Any, b: Any) -> tuple[Any, Any, Any, dtypes.DTyp
             return _cast(a._data, res), _cast(b._data, res), dev, res
         check_scalar(op, b)
         res = dtypes.result_type(a, b)
-        return _cast(a._data, res), b, dev, res
+        return _cast(a._data, res), _scalar(b, res), dev, res
     check_scalar(op, a)
     res = dtypes.result_type(a, b)
-    return a, _cast(b._data, res), b.device, res
+    return _scalar(a, res), _cast(b._data, res), b.device, res
+
+
+def check_broadcast(op: str, *operands: Any) -> None:
+    """A clear RuntimeError when the shapes of the tensor operands don't broadcast."""
+    shapes = [t.shape for t in operands if isinstance(t, Tensor)]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        shown = " and ".join(str(tuple(s)) for s in shapes)
+        raise RuntimeError(f"{op}: shapes {shown} cannot be broadcast together") from None
 
 
 def _cast(buf: Any, dtype: dtypes.DType) -> Any:
     return buf if buf.dtype == dtype.np else buf.astype(dtype.np)
+
+
+def _scalar(value: Any, dtype: dtypes.DType) -> Any:
+    """A Python number for an op computing in ``dtype``. bfloat16 (from ml_dtypes) takes no
+    part in NumPy's weak-scalar promotion (bfloat16 + 0.5 would be float32), so the number
+    gets that dtype first."""
+    return dtype.np.type(value) if dtype is dtypes.bfloat16 else value
 
 
 def float_input(x: Tensor) -> Any:

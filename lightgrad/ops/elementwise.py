@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .. import dtypes
 from ..autograd import Function
-from .common import (binary_operands, check_scalar, float_input, same_device, unbroadcast,
-                     wrap)
+from .common import (binary_operands, check_broadcast, check_scalar, float_input, same_device,
+                     unbroadcast, wrap)
 
 # ----------------------------------------------------------------------------- unary
 
@@ -244,7 +245,11 @@ class _Binary(Function):
         x, y, dev, _ = binary_operands(cls.op, a, b)
         if ctx._record:
             _remember(ctx, a, b, cls.save)
-        return wrap(getattr(dev.backend, cls.op)(x, y), dev)
+        try:
+            return wrap(getattr(dev.backend, cls.op)(x, y), dev)
+        except ValueError:
+            check_broadcast(cls.op, a, b)  # raises the clear error when shapes don't fit
+            raise
 
     @staticmethod
     def _operands(ctx):
@@ -319,10 +324,12 @@ class Pow(_Binary):
     def backward(cls, ctx, g):
         a, b = cls._operands(ctx)
 
-        def grad_base():
+        def grad_base():  # zero where the exponent is 0, as in torch (not 0 * 0 ** -1)
             if _is_number(b):
+                if b == 0:
+                    return g * 0
                 return g * b * a ** (b - 1) if b != 2 else g * 2 * a
-            return g * b * a ** (b - 1)
+            return (g * b * a ** (b - 1)).masked_fill(b == 0, 0.0)
 
         def grad_exponent():
             a_t = a if not _is_number(a) else b * 0 + a
@@ -419,9 +426,13 @@ class Where(Function):
         if not (hasattr(cond, "_data") and cond._data.dtype == bool):
             raise TypeError(f"where: condition must be a bool tensor, got "
                             f"{getattr(cond, 'dtype', type(cond).__name__)}")
+        if _is_number(a) and _is_number(b):  # two numbers: a 0-d tensor of their dtype
+            check_scalar("where", a)
+            a = wrap(cond.device.backend.full((), a, dtypes.result_type(a, b).np), cond.device)
         x, y, dev, _ = binary_operands("where", a, b)
         if cond.device is not dev:
             same_device("where", [t for t in (cond, a, b) if hasattr(t, "_data")])
+        check_broadcast("where", cond, a, b)
         _remember(ctx, a, b, False)
         ctx.save_for_backward(cond)
         return wrap(dev.backend.where(cond._data, x, y), dev)
@@ -448,7 +459,9 @@ class Clamp(Function):
                 check_scalar("clamp", bound)
         ctx.save_for_backward(x)
         ctx.low, ctx.high = low, high
-        return wrap(x.device.backend.clamp(x._data, low, high), x.device)
+        res = dtypes.result_type(x, *(v for v in (low, high) if v is not None))
+        buf = x._data if res is x.dtype else x._data.astype(res.np)  # int with float bounds
+        return wrap(x.device.backend.clamp(buf, low, high), x.device)
 
     @staticmethod
     def backward(ctx, g):
