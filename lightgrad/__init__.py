@@ -22,7 +22,11 @@ from .creation import (
     randperm, tensor, zeros, zeros_like,
 )
 from .aliases import *  # noqa: F401,F403  (lg.exp(x), lg.sum(x, dim), ...)
-from .functions import cat, concat, concatenate, matmul, one_hot, stack, where  # noqa: F401
+from .functions import (  # noqa: F401
+    cat, concat, concatenate, matmul, one_hot, pad, stack, where,
+)
+
+from .io import load, save
 
 __version__ = "0.1.0"
 float = float32  # noqa: A001

@@ -480,9 +480,9 @@ def _numerical_jacobian(fn: Callable, inputs: list, index: int, eps: float) -> n
     for k in range(flat.size):
         orig = flat[k]
         flat[k] = orig + eps
-        plus = np.concatenate([o.numpy().reshape(-1) for o in _outputs(fn(*inputs))])
+        plus = np.concatenate([o.detach().numpy().reshape(-1) for o in _outputs(fn(*inputs))])
         flat[k] = orig - eps
-        minus = np.concatenate([o.numpy().reshape(-1) for o in _outputs(fn(*inputs))])
+        minus = np.concatenate([o.detach().numpy().reshape(-1) for o in _outputs(fn(*inputs))])
         flat[k] = orig
         columns.append((plus - minus) / (2 * eps))
     return np.stack(columns, axis=1)

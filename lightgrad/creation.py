@@ -17,6 +17,14 @@ from .backends import available_devices, device as as_device, _devices
 from .tensor import Tensor, _shape_args
 
 
+def _sizes(op: str, size: Any) -> tuple[int, ...]:
+    """The shape of a new tensor: ints (or one tuple of them), none negative."""
+    shape = _shape_args(op, size)
+    if any(n < 0 for n in shape):
+        raise RuntimeError(f"{op}: sizes must be non-negative, got {shape}")
+    return shape
+
+
 def _finish(buf: Any, device: Any, requires_grad: bool) -> Tensor:
     dev = as_device(device)
     if dev.type != "cpu":
@@ -42,9 +50,11 @@ def _infer_numpy(data: Any, op: str) -> np.ndarray:
     if arr.dtype == object or arr.dtype.kind in "USM":
         raise TypeError(f"{op}: could not infer a dtype for data of type "
                         f"{type(data).__name__} (got NumPy dtype {arr.dtype})")
+    if isinstance(data, np.generic):
+        return arr  # NumPy scalars keep their dtype, like NumPy arrays (and PyTorch)
     if arr.dtype.kind == "f":
         arr = arr.astype(dtypes.get_default_dtype().np)
-    elif arr.dtype.kind in "iu" and not isinstance(data, np.generic):
+    elif arr.dtype.kind in "iu":
         arr = arr.astype(np.int64)
     return arr
 
@@ -98,7 +108,15 @@ def from_dlpack(obj: Any) -> Tensor:
     """
     if isinstance(obj, Tensor):
         return obj.detach()
-    return from_numpy(np.from_dlpack(obj))
+    if not hasattr(obj, "__dlpack__"):
+        raise TypeError(f"from_dlpack: expected an object implementing __dlpack__ (a tensor "
+                        f"or array), got {type(obj).__name__}")
+    try:
+        array = np.from_dlpack(obj)
+    except (BufferError, RuntimeError, TypeError) as err:
+        raise RuntimeError(f"from_dlpack: cannot import a {type(obj).__name__} through DLPack "
+                           f"(dtype {getattr(obj, 'dtype', '?')}): {err}") from None
+    return from_numpy(array)
 
 
 def _dtype_or_default(dtype: Any) -> dtypes.DType:
@@ -112,7 +130,7 @@ def full(size: Any, fill_value: Any, dtype: Any = None, device: Any = None,
     >>> full((2,), 7)
     tensor([7, 7])
     """
-    shape = _shape_args("full", (size,) if not isinstance(size, (tuple, list)) else size)
+    shape = _sizes("full", (size,) if not isinstance(size, (tuple, list)) else size)
     if dtype is None:
         dtype = dtypes.result_type(fill_value)
     dt = dtypes.as_dtype(dtype)
@@ -134,7 +152,7 @@ def zeros(*size: Any, dtype: Any = None, device: Any = None,
     >>> zeros(2)
     tensor([0., 0.])
     """
-    return full(_shape_args("zeros", size), 0, _dtype_or_default(dtype), device, requires_grad)
+    return full(_sizes("zeros", size), 0, _dtype_or_default(dtype), device, requires_grad)
 
 
 def ones(*size: Any, dtype: Any = None, device: Any = None,
@@ -144,7 +162,7 @@ def ones(*size: Any, dtype: Any = None, device: Any = None,
     >>> ones(2, dtype=int)
     tensor([1, 1])
     """
-    return full(_shape_args("ones", size), 1, _dtype_or_default(dtype), device, requires_grad)
+    return full(_sizes("ones", size), 1, _dtype_or_default(dtype), device, requires_grad)
 
 
 def empty(*size: Any, dtype: Any = None, device: Any = None,
@@ -248,7 +266,8 @@ def eye(n: int, m: int | None = None, dtype: Any = None, device: Any = None,
     """
     dt = _dtype_or_default(dtype)
     dev = as_device(device)
-    return _on(dev, dev.backend.eye(n, n if m is None else m, dt.np), requires_grad)
+    shape = _sizes("eye", (n, n if m is None else m))
+    return _on(dev, dev.backend.eye(*shape, dt.np), requires_grad)
 
 
 def manual_seed(seed: int) -> None:
@@ -267,7 +286,7 @@ def manual_seed(seed: int) -> None:
 
 
 def _random_tensor(op: str, size: tuple, dtype: Any, device: Any, requires_grad: bool) -> Any:
-    shape = _shape_args(op, size)
+    shape = _sizes(op, size)
     dt = _dtype_or_default(dtype)
     if not dt.is_floating_point:
         raise TypeError(f"{op}: dtype must be floating point, got {dt.name}")
@@ -313,7 +332,7 @@ def randint(low: int, high: int | None = None, size: Any = None, dtype: Any = No
         raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
     dt = dtypes.int64 if dtype is None else dtypes.as_dtype(dtype)
     dev = as_device(device)
-    shape = _shape_args("randint", (size,) if isinstance(size, int) else size)
+    shape = _sizes("randint", (size,) if isinstance(size, int) else size)
     return _on(dev, dev.backend.randint(low, high, shape, dt.np), False)
 
 

@@ -1,5 +1,5 @@
 """Free functions of the ``lightgrad`` namespace that are not Tensor methods: ``lg.cat``,
-``lg.stack``, ``lg.where``, ``lg.one_hot``, ``lg.matmul``.
+``lg.stack``, ``lg.where``, ``lg.one_hot``, ``lg.matmul``, ``lg.pad``.
 
 >>> import lightgrad as lg
 >>> lg.stack([lg.ones(2), lg.zeros(2)], dim=1)
@@ -111,3 +111,34 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     [3.0, 3.0]
     """
     return a.matmul(b)
+
+
+def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
+    """Pad ``input`` with ``value`` like ``torch.nn.functional.pad``: ``pad`` lists
+    ``(before, after)`` pairs starting from the LAST dim, e.g. ``(left, right, top, bottom)``.
+
+    >>> import lightgrad as lg
+    >>> lg.pad(lg.ones(1, 2), (1, 0, 0, 1))
+    tensor([[0., 1., 1.],
+            [0., 0., 0.]])
+    """
+    from .ops.movement import Pad
+    if not isinstance(input, Tensor):
+        raise TypeError(f"pad: expected a Tensor, got {type(input).__name__}")
+    if mode != "constant":
+        raise NotImplementedError(f"pad: only mode='constant' is implemented, got {mode!r}")
+    pad = tuple(pad)
+    if any(not isinstance(p, int) or isinstance(p, bool) for p in pad):
+        raise TypeError(f"pad: pad sizes must be ints, got {pad}")
+    if len(pad) % 2:
+        raise ValueError(f"pad: pad must have an even length ((before, after) per dim), got "
+                         f"{len(pad)} values {pad}")
+    if len(pad) // 2 > input.ndim:
+        raise ValueError(f"pad: {len(pad)} values {pad} pad {len(pad) // 2} dims but the input "
+                         f"of shape {tuple(input.shape)} has only {input.ndim}")
+    if any(p < 0 for p in pad):
+        raise ValueError(f"pad: negative padding is not supported, got {pad}")
+    pairs = [(0, 0)] * input.ndim
+    for i in range(len(pad) // 2):
+        pairs[input.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    return Pad.apply(input, tuple(pairs), value)

@@ -2,7 +2,9 @@
 
 A ``Value`` wraps one float. Every arithmetic op on Values returns a new Value that remembers
 its inputs (``_prev``), the op's name (``_op``) and a tiny closure (``_backward``) that knows
-the op's local derivative. ``backward()`` orders the graph so that every node comes after its
+the op's local derivative. The closure receives its output Value as an argument instead of
+capturing it, so no Value refers to itself in a cycle: graphs are freed as soon as they are
+dropped, without waiting for Python's cycle collector (which made training 20x slower). ``backward()`` orders the graph so that every node comes after its
 inputs (a topological sort, done with an explicit stack so that graphs with millions of nodes
 work) and then walks it from the output back to the inputs, applying the chain rule: each node
 adds ``local derivative * its own grad`` to the grads of its inputs.
@@ -37,7 +39,7 @@ Operand = Union["Value", int, float]
 _REAL = (float, int, numbers.Real)
 
 
-def _no_backward() -> None:
+def _no_backward(out: Value) -> None:
     """The backward of a leaf: there is nothing further to propagate to."""
 
 
@@ -65,7 +67,7 @@ class Value:
             )
         self.data = float(data)
         self.grad = 0.0
-        self._backward: Callable[[], None] = _no_backward
+        self._backward: Callable[[Value], None] = _no_backward
         self._prev = tuple(_children)
         self._op = _op
         self.label = label
@@ -82,7 +84,7 @@ class Value:
             return NotImplemented
         out = Value(self.data + other.data, (self, other), "+")
 
-        def _backward() -> None:  # d(a+b)/da = 1, d(a+b)/db = 1
+        def _backward(out: Value) -> None:  # d(a+b)/da = 1, d(a+b)/db = 1
             self.grad += out.grad
             other.grad += out.grad
 
@@ -95,7 +97,7 @@ class Value:
             return NotImplemented
         out = Value(self.data - other.data, (self, other), "-")
 
-        def _backward() -> None:  # d(a-b)/da = 1, d(a-b)/db = -1
+        def _backward(out: Value) -> None:  # d(a-b)/da = 1, d(a-b)/db = -1
             self.grad += out.grad
             other.grad -= out.grad
 
@@ -108,7 +110,7 @@ class Value:
             return NotImplemented
         out = Value(self.data * other.data, (self, other), "*")
 
-        def _backward() -> None:  # d(ab)/da = b, d(ab)/db = a
+        def _backward(out: Value) -> None:  # d(ab)/da = b, d(ab)/db = a
             self.grad += other.data * out.grad
             other.grad += self.data * out.grad
 
@@ -123,7 +125,7 @@ class Value:
             raise ZeroDivisionError(f"div: division by zero ({self.data} / {other.data})")
         out = Value(self.data / other.data, (self, other), "/")
 
-        def _backward() -> None:  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+        def _backward(out: Value) -> None:  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
             self.grad += out.grad / other.data
             other.grad -= self.data / (other.data * other.data) * out.grad
 
@@ -143,7 +145,7 @@ class Value:
             )
         out = Value(_checked_pow(self.data, n), (self,), f"**{n}")
 
-        def _backward() -> None:  # d(x^n)/dx = n x^(n-1)
+        def _backward(out: Value) -> None:  # d(x^n)/dx = n x^(n-1)
             self.grad += _dpow(self.data, n) * out.grad
 
         out._backward = _backward
@@ -158,7 +160,7 @@ class Value:
             )
         out = Value(_checked_pow(self.data, other.data), (self, other), "**")
 
-        def _backward() -> None:  # d(x^y)/dx = y x^(y-1), d(x^y)/dy = x^y log(x)
+        def _backward(out: Value) -> None:  # d(x^y)/dx = y x^(y-1), d(x^y)/dy = x^y log(x)
             self.grad += _dpow(self.data, other.data) * out.grad
             if self.data > 0:  # at x = 0 the limit x^y log(x) -> 0 for y > 0
                 other.grad += out.data * math.log(self.data) * out.grad
@@ -194,7 +196,7 @@ class Value:
     def __neg__(self) -> Value:
         out = Value(-self.data, (self,), "neg")
 
-        def _backward() -> None:
+        def _backward(out: Value) -> None:
             self.grad -= out.grad
 
         out._backward = _backward
@@ -208,7 +210,7 @@ class Value:
             raise OverflowError(f"exp: result overflows a float for input {self.data}") from None
         out = Value(result, (self,), "exp")
 
-        def _backward() -> None:  # d e^x/dx = e^x
+        def _backward(out: Value) -> None:  # d e^x/dx = e^x
             self.grad += out.data * out.grad
 
         out._backward = _backward
@@ -220,7 +222,7 @@ class Value:
             raise ValueError(f"log: input must be positive, got {self.data}")
         out = Value(math.log(self.data), (self,), "log")
 
-        def _backward() -> None:  # d log(x)/dx = 1/x
+        def _backward(out: Value) -> None:  # d log(x)/dx = 1/x
             self.grad += out.grad / self.data
 
         out._backward = _backward
@@ -230,7 +232,7 @@ class Value:
         """Hyperbolic tangent. ``Value(0.0).tanh().data == 0.0``"""
         out = Value(math.tanh(self.data), (self,), "tanh")
 
-        def _backward() -> None:  # d tanh(x)/dx = 1 - tanh(x)^2
+        def _backward(out: Value) -> None:  # d tanh(x)/dx = 1 - tanh(x)^2
             self.grad += (1.0 - out.data * out.data) * out.grad
 
         out._backward = _backward
@@ -240,7 +242,7 @@ class Value:
         """max(0, x). ``Value(-2.0).relu().data == 0.0``"""
         out = Value(self.data if self.data > 0 else 0.0, (self,), "relu")
 
-        def _backward() -> None:  # slope 1 where x > 0, else 0 (also at x = 0, like PyTorch)
+        def _backward(out: Value) -> None:  # slope 1 where x > 0, else 0 (also at x = 0, like PyTorch)
             self.grad += (out.data > 0) * out.grad
 
         out._backward = _backward
@@ -255,7 +257,7 @@ class Value:
             s = e / (1.0 + e)
         out = Value(s, (self,), "sigmoid")
 
-        def _backward() -> None:  # d sigmoid(x)/dx = s (1 - s)
+        def _backward(out: Value) -> None:  # d sigmoid(x)/dx = s (1 - s)
             self.grad += out.data * (1.0 - out.data) * out.grad
 
         out._backward = _backward
@@ -283,7 +285,7 @@ class Value:
                 node.grad = 0.0
         self.grad += 1.0  # d(self)/d(self)
         for node in reversed(order):  # outputs before inputs: the chain rule, one op at a time
-            node._backward()
+            node._backward(node)
 
 
 def _as_value(x: object) -> Value | None:

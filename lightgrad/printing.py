@@ -16,16 +16,25 @@ _IMPLICIT = ("float32", "int64", "bool")
 
 
 def _float_formatter(values: np.ndarray) -> Any:
-    finite = values[np.isfinite(values)].astype(np.float64)
-    if finite.size == 0:
-        return lambda v: _special(v) or f"{v:.4f}"
-    big, small = np.abs(finite).max(), np.abs(finite).min()
-    if np.all(finite == np.round(finite)) and big < 1e8:
-        width = max(len(f"{v:.0f}") for v in (finite.max(), finite.min())) + 1
-        return lambda v: _special(v) or f"{v:.0f}.".rjust(width)
-    if big >= 1e8 or (small < 1e-4 and small != 0) or (small and big / small > 1e3):
-        return lambda v: _special(v) or f"{v:.4e}"
-    return lambda v: _special(v) or f"{v:.4f}"
+    """PyTorch's rules: the nonzero finite values pick integer ("3."), scientific or fixed
+    form; every value is right-aligned to the widest of them."""
+    nonzero = values[np.isfinite(values) & (values != 0)].astype(np.float64)
+    if nonzero.size == 0:
+        return lambda v: _special(v) or f"{v:.0f}."
+    big, small = np.abs(nonzero).max(), np.abs(nonzero).min()
+    if big / small > 1e3 or big > 1e8 or small < 1e-4:
+        form = "{:.4e}"
+    elif np.all(nonzero == np.ceil(nonzero)):
+        form = "{:.0f}."
+    else:
+        form = "{:.4f}"
+    # the longest text comes from the largest or smallest magnitude of either sign
+    extremes = []
+    for side in (nonzero[nonzero > 0], nonzero[nonzero < 0]):
+        if side.size:
+            extremes += [side.max(), side.min()]
+    width = max(len(form.format(v)) for v in extremes)
+    return lambda v: (_special(v) or form.format(v)).rjust(width)
 
 
 def _special(v: float) -> str:
@@ -43,8 +52,10 @@ def format_tensor(t: Any) -> str:
     suffix = []
     if arr.size == 0 and arr.shape != (0,):
         suffix.append(f"size={tuple(arr.shape)}")
-    if dtype.name not in _IMPLICIT or (dtype.name == "float32" and
-                                       dtypes.get_default_dtype() is not dtypes.float32):
+    # an empty tensor has no values to tell int64/bool apart, so only the default float is
+    # left implicit (like PyTorch)
+    if dtype.name not in _IMPLICIT or (arr.size == 0 and not dtype.is_floating_point) or \
+            (dtype.name == "float32" and dtypes.get_default_dtype() is not dtypes.float32):
         suffix.append(f"dtype=lightgrad.{dtype.name}")
     if t.device.type != "cpu":
         suffix.append(f"device='{t.device}'")
@@ -53,13 +64,15 @@ def format_tensor(t: Any) -> str:
     elif t.requires_grad:
         suffix.append("requires_grad=True")
     prefix = "tensor("
+    # NumPy keeps room for each enclosing "]" on a row; PyTorch fills rows to 80 characters
+    width = 80 + max(arr.ndim - 1, 0)
     if dtype.is_floating_point:
         shown = arr.astype(np.float64)
         fmt = _float_formatter(shown)
         body = np.array2string(shown, separator=", ", prefix=prefix, threshold=1000,
-                               edgeitems=3, formatter={"float_kind": fmt}, max_line_width=80)
+                               edgeitems=3, formatter={"float_kind": fmt}, max_line_width=width)
     else:
         body = np.array2string(arr, separator=", ", prefix=prefix, threshold=1000,
-                               edgeitems=3, max_line_width=80)
+                               edgeitems=3, max_line_width=width)
     extra = "".join(", " + s for s in suffix)
     return f"{prefix}{body}{extra})"

@@ -52,7 +52,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "device", "requires_grad", "grad", "grad_fn", "_output_nr",
-                 "_version", "_hooks", "__weakref__", "__dict__")
+                 "_version", "_hooks", "_base", "__weakref__", "__dict__")
     __hash__ = object.__hash__
 
     def __init__(self, data: Any = (), dtype: Any = None, device: Any = None,
@@ -60,7 +60,7 @@ class Tensor:
         made = tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
         self._data, self.device = made._data, made.device
         self.requires_grad, self.grad, self.grad_fn = made.requires_grad, None, None
-        self._output_nr, self._version, self._hooks = 0, [0], None
+        self._output_nr, self._version, self._hooks, self._base = 0, [0], None, None
 
     @staticmethod
     def _from_buffer(buf: Any, device: Device) -> "Tensor":
@@ -73,6 +73,7 @@ class Tensor:
         t._output_nr = 0
         t._version = [0]
         t._hooks = None
+        t._base = None
         return t
 
     @staticmethod
@@ -113,7 +114,7 @@ class Tensor:
 
     @data.setter
     def data(self, value: "Tensor") -> None:
-        self._data = value._data
+        self._data, self.device = value._data, value.device
         self._version[0] += 1
 
     @property
@@ -595,6 +596,8 @@ class Tensor:
         if dim is None:
             return self.amax() if op == "max" else self.amin()
         d = self._dim(op, dim)
+        if self.ndim == 0:  # a 0-d tensor is its own extreme, at index 0
+            return self.reshape(1)._extreme(op, 0, False)
         if self.shape and self.shape[d] == 0:
             raise IndexError(f"{op}: cannot reduce over dim {dim} of size 0 (shape "
                              f"{self.shape})")
@@ -616,7 +619,7 @@ class Tensor:
         axis = None if dim is None else self._dim(op, dim)
         if self.numel() == 0:
             raise RuntimeError(f"{op}: cannot reduce an empty tensor of shape {self.shape}")
-        buf = getattr(self.device.backend, op)(self._data, axis, keepdim and axis is not None)
+        buf = getattr(self.device.backend, op)(self._data, axis, keepdim)
         return Tensor._from_buffer(buf, self.device)
 
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
@@ -646,11 +649,14 @@ class Tensor:
         return out if keepdim else out.squeeze(axes)
 
     def norm(self, p: float = 2, dim: Any = None, keepdim: bool = False) -> "Tensor":
-        if p == 2:
-            return (self * self).sum(dim, keepdim=keepdim).sqrt()
         if p == math.inf:
             return self.abs().amax(dim, keepdim=keepdim)
-        return (self.abs() ** p).sum(dim, keepdim=keepdim) ** (1.0 / p)
+        total = (self * self if p == 2 else self.abs() ** p).sum(dim, keepdim=keepdim)
+        # the root has an infinite slope at 0; like torch, a zero norm gets gradient 0
+        zero = total == 0
+        root = total.masked_fill(zero, 1.0)
+        root = root.sqrt() if p == 2 else root ** (1.0 / p)
+        return root.masked_fill(zero, 0.0)
 
     def all(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
         buf = self.device.backend.all(self._data, self._dims("all", dim), keepdim)
@@ -662,7 +668,10 @@ class Tensor:
 
     def cumsum(self, dim: int) -> "Tensor":
         x = self if self.dtype.is_floating_point else self.long()
-        return Cumsum.apply(x, self._dim("cumsum", dim))
+        axis = self._dim("cumsum", dim)
+        if x.ndim == 0:  # a 0-d tensor is its own cumulative sum
+            return x.reshape(1).cumsum(0).reshape(())
+        return Cumsum.apply(x, axis)
 
     # ------------------------------------------------------------------ movement
     def reshape(self, *shape: Any) -> "Tensor":
@@ -772,6 +781,8 @@ class Tensor:
         return tuple(out)
 
     def chunk(self, chunks: int, dim: int = 0) -> tuple["Tensor", ...]:
+        if chunks <= 0:
+            raise RuntimeError(f"chunk: chunks must be greater than 0, got {chunks}")
         n = self.shape[self._dim("chunk", dim)]
         return self.split(max(1, -(-n // chunks)), dim)
 
@@ -782,6 +793,14 @@ class Tensor:
 
     def narrow(self, dim: int, start: int, length: int) -> "Tensor":
         d = self._dim("narrow", dim)
+        size = self.shape[d]
+        if not -size <= start <= size:
+            raise IndexError(f"narrow: start {start} is out of range [{-size}, {size}] for dim "
+                             f"{dim} of shape {self.shape}")
+        start = start + size if start < 0 else start
+        if length < 0 or start + length > size:
+            raise RuntimeError(f"narrow: start {start} + length {length} exceeds dim {dim} of "
+                               f"size {size} (shape {self.shape})")
         return self[(slice(None),) * d + (slice(start, start + length),)]
 
     def flip(self, *dims: Any) -> "Tensor":
@@ -958,6 +977,12 @@ class Tensor:
                     f"{op}: a leaf tensor that requires grad (shape {self.shape}) is being "
                     "used in an in-place operation; wrap the update in `with "
                     "lightgrad.no_grad():` or operate on a clone")
+            base = self._base[0] if self._base is not None else None
+            if base is not None and base.requires_grad and base.grad_fn is None:
+                raise RuntimeError(
+                    f"{op}: in-place operation on a view (shape {self.shape}) of a leaf "
+                    f"tensor that requires grad (shape {base.shape}); wrap it in `with "
+                    "lightgrad.no_grad():`")
             result = compute(self.clone())
         else:
             from .autograd import no_grad
@@ -978,9 +1003,24 @@ class Tensor:
                                "it first") from None
         self._version[0] += 1
         if tracked:
-            self.requires_grad = True
-            self.grad_fn, self._output_nr = result.grad_fn, result._output_nr
+            if self._base is not None:
+                self._rebase_view(result)
+            else:
+                self.requires_grad = True
+                self.grad_fn, self._output_nr = result.grad_fn, result._output_nr
         return self
+
+    def _rebase_view(self, result: "Tensor") -> None:
+        """After ``result`` was written into this view: give the base a ``CopySlices``
+        history and this view the history of "that view of the new base"."""
+        base, chain = self._base
+        old = base.detach()
+        old.requires_grad, old.grad_fn, old._output_nr = \
+            base.requires_grad, base.grad_fn, base._output_nr
+        new_base = CopySlices.apply(old, result, chain)
+        base.requires_grad, base.grad_fn, base._output_nr = True, new_base.grad_fn, 0
+        view = replay_view(base, chain)
+        self.requires_grad, self.grad_fn, self._output_nr = True, view.grad_fn, 0
 
     def add_(self, other: Any, alpha: float = 1) -> "Tensor":
         return self._inplace("add_", lambda s: s.add(other, alpha), (other,))
@@ -1018,7 +1058,8 @@ class Tensor:
         return self._inplace(op, compute)
 
     def zero_(self) -> "Tensor":
-        return self.fill_(0)
+        return self._fill_with("zero_", lambda: self.device.backend.full(
+            self.shape, 0, self._data.dtype))
 
     def fill_(self, value: Any) -> "Tensor":
         value = _number(value)
@@ -1134,8 +1175,8 @@ from .ops.common import norm_dim, norm_dims  # noqa: E402
 from .ops.elementwise import Clamp, Where  # noqa: E402
 from .ops.linalg import MatMul  # noqa: E402
 from .ops.movement import (  # noqa: E402
-    Cast, Copy, Expand, Flip, Gather, GetItem, IndexAdd, IndexPut, IndexSelect, Permute,
-    Reshape, ScatterAdd, Tile, ToDevice, Triangle,
+    Cast, Copy, CopySlices, Expand, Flip, Gather, GetItem, IndexAdd, IndexPut, IndexSelect,
+    Permute, Reshape, ScatterAdd, Tile, ToDevice, Triangle, replay_view,
 )
 from .ops.nn import LogSoftmax, Softmax  # noqa: E402
 from .ops.reduce import Amax, Amin, Cumsum, Mean, Prod, Sum  # noqa: E402

@@ -15,8 +15,8 @@ from typing import Any
 
 from .. import dtypes
 from ..autograd import Function
-from .common import (binary_operands, check_broadcast, check_scalar, float_input, same_device,
-                     unbroadcast, wrap)
+from .common import (binary_operands, check_broadcast, check_scalar, describe, float_input,
+                     same_device, unbroadcast, wrap)
 
 # ----------------------------------------------------------------------------- unary
 
@@ -247,9 +247,11 @@ class _Binary(Function):
             _remember(ctx, a, b, cls.save)
         try:
             return wrap(getattr(dev.backend, cls.op)(x, y), dev)
-        except ValueError:
+        except (ValueError, TypeError) as err:
             check_broadcast(cls.op, a, b)  # raises the clear error when shapes don't fit
-            raise
+            # e.g. bool - bool, or an integer to a negative integer power
+            raise type(err)(f"{cls.op}: not supported for {describe(a)} and {describe(b)}: "
+                            f"{err}") from None
 
     @staticmethod
     def _operands(ctx):
@@ -412,7 +414,7 @@ def _is_number(v: Any) -> bool:
 def _to_float(v: Any) -> Any:
     if _is_number(v):
         return float(v)
-    return v if v.dtype.is_floating_point else v.float()
+    return v if v.dtype.is_floating_point else v.to(dtypes.get_default_dtype())
 
 
 # ----------------------------------------------------------------------------- where, clamp

@@ -13,19 +13,63 @@ from ..autograd import Function
 from .common import unbroadcast, wrap
 
 
-def _view(x, buf):
-    """A result that shares memory (and the in-place version counter) with ``x``."""
+def _view(x, buf, op, *args):
+    """A result that shares memory (and the in-place version counter) with ``x``.
+
+    It remembers its base tensor and the chain of view ops ``(Function, args)`` that leads
+    from the base to it, so that an in-place op on the view can update the base's history
+    (see ``CopySlices``).
+    """
     out = wrap(buf, x.device)
     out._version = x._version
+    if x._base is None:
+        out._base = (x, ((op, args),))
+    else:
+        out._base = (x._base[0], x._base[1] + ((op, args),))
     return out
+
+
+def replay_view(t, chain):
+    """Apply the view ops of ``chain`` to ``t`` (differentiably)."""
+    for op, args in chain:
+        t = op.apply(t, *args)
+    return t
+
+
+class CopySlices(Function):
+    """The new history of a base tensor after an in-place op wrote ``result`` into one of
+    its views: outside the view the gradient flows to the old base, inside it to ``result``.
+
+    ``forward`` only re-wraps the base's buffer (the values were already written).
+    """
+
+    @staticmethod
+    def forward(ctx, old_base, result, chain):
+        ctx.chain = chain
+        ctx.shape, ctx.np_dtype = old_base.shape, old_base._data.dtype
+        return wrap(old_base._data, old_base.device)
+
+    @staticmethod
+    def backward(ctx, g):
+        g_old = None
+        if ctx.needs_input_grad[0]:
+            from .. import no_grad, ones
+            keep = ones(ctx.shape, dtype=g.dtype, device=g.device)
+            with no_grad():
+                replay_view(keep, ctx.chain).fill_(0)  # zero where the view overwrote
+            g_old = g * keep
+        g_result = replay_view(g, ctx.chain) if ctx.needs_input_grad[1] else None
+        return g_old, g_result, None
 
 
 class Reshape(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
-        buf = x.device.backend.reshape(x._data, shape)
-        return _view(x, buf)
+        backend = x.device.backend
+        if not backend.is_contiguous(x._data):  # not expressible as a view: a copy
+            return wrap(backend.reshape(backend.copy(x._data), shape), x.device)
+        return _view(x, backend.reshape(x._data, shape), Reshape, shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -36,7 +80,7 @@ class Permute(Function):
     @staticmethod
     def forward(ctx, x, axes):
         ctx.axes = axes
-        return _view(x, x.device.backend.permute(x._data, axes))
+        return _view(x, x.device.backend.permute(x._data, axes), Permute, axes)
 
     @staticmethod
     def backward(ctx, g):
@@ -50,7 +94,7 @@ class Expand(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
-        return _view(x, x.device.backend.expand(x._data, shape))
+        return _view(x, x.device.backend.expand(x._data, shape), Expand, shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -64,7 +108,7 @@ class GetItem(Function):
     def forward(ctx, x, index, basic):
         ctx.shape, ctx.dtype, ctx.index, ctx.basic = x.shape, x.dtype, index, basic
         buf = x.device.backend.getitem(x._data, index)
-        return _view(x, buf) if basic else wrap(buf, x.device)
+        return _view(x, buf, GetItem, index, basic) if basic else wrap(buf, x.device)
 
     @staticmethod
     def backward(ctx, g):
@@ -113,7 +157,7 @@ class Copy(Function):
         backend = x.device.backend
         if only_if_needed:
             buf = backend.contiguous(x._data)
-            return _view(x, buf) if buf is x._data else wrap(buf, x.device)
+            return _view(x, buf, Copy, True) if buf is x._data else wrap(buf, x.device)
         return wrap(backend.copy(x._data), x.device)
 
     @staticmethod

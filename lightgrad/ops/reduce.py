@@ -60,17 +60,17 @@ class Prod(Function):
         g = _expand_back(g, ctx)
         if not (x == 0).any().item():
             return g * _expand_back(out, ctx) / x, None, None, None
-        # With zeros, d prod / d x_i is the product of the other elements, computed directly.
-        data = x.detach().numpy()
-        others = np.empty_like(data)
-        moved = np.moveaxis(data, ctx.axes, range(-len(ctx.axes), 0))
-        flat = moved.reshape(moved.shape[:moved.ndim - len(ctx.axes)] + (-1,))
-        left = np.cumprod(np.concatenate([np.ones_like(flat[..., :1]), flat[..., :-1]], -1), -1)
-        right = np.cumprod(np.concatenate(
-            [np.ones_like(flat[..., :1]), flat[..., :0:-1]], -1), -1)[..., ::-1]
-        np.moveaxis(others, ctx.axes, range(-len(ctx.axes), 0))[...] = \
-            (left * right).reshape(moved.shape)
-        return g * wrap(others, x.device), None, None, None
+        # With zeros, d prod / d x_i is the product of the other elements: out / x_i where
+        # x_i != 0 (0 when another element is zero). Where x_i == 0 it is the product of the
+        # nonzero rest times the other zero if there are two (written as a sum of the zeros
+        # minus x_i, so the second derivative is right too), and 0 with three or more.
+        zero = x == 0
+        rest = x.masked_fill(zero, 1.0).prod(ctx.axes, keepdim=True)
+        count = zero.sum(ctx.axes, keepdim=True)
+        other_zero = x.masked_fill(zero.logical_not(), 0.0).sum(ctx.axes, keepdim=True) - x
+        at_zero = rest * ((count == 1) + (count == 2) * other_zero)
+        others = at_zero.where(zero, _expand_back(out, ctx) / x.masked_fill(zero, 1.0))
+        return g * others, None, None, None
 
 
 class _Extreme(Function):
