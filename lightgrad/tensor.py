@@ -568,7 +568,7 @@ class Tensor:
 
     # ------------------------------------------------------------------ reductions
     def sum(self, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> "Tensor":
-        axes = self._dims("sum", dim)
+        axes = self._dims("sum", dim if dim != () and dim != [] else None)  # () = all
         if dtype is not None:
             dtype = dtypes.as_dtype(dtype).np
         elif not self.dtype.is_floating_point:
