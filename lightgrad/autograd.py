@@ -153,8 +153,7 @@ class Context:
         if not self._record:
             return
         self._saved = tensors
-        self._saved_versions = tuple(
-            t._version[0] if t is not None else 0 for t in tensors)
+        self._saved_versions = tuple([t._version[0] if t is not None else 0 for t in tensors])
 
     @property
     def saved_tensors(self) -> tuple:
@@ -220,7 +219,22 @@ class Function(Context):
             ctx.needs_input_grad = (False,) * len(args)
             return cls.forward(ctx, *args, **kwargs)
         ctx._record = True
-        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        # One pass over the inputs: which need a gradient, the graph edge to each of those
+        # (its grad_fn, or the leaf tensor itself) and its shape/dtype for checking grads.
+        needs, edges, meta = [], [], []
+        for a in args:
+            if isinstance(a, Tensor) and a.requires_grad:
+                needs.append(True)
+                fn = a.grad_fn
+                edges.append((fn, a._output_nr) if fn is not None else (a, 0))
+                meta.append((a._data.shape, a._data.dtype))
+            else:
+                needs.append(False)
+                edges.append(None)
+                meta.append(None)
+        ctx.needs_input_grad = tuple(needs)
+        ctx._edges = tuple(edges)
+        ctx._input_meta = tuple(meta)
         _grad_enabled[0] = False
         try:
             out = cls.forward(ctx, *args, **kwargs)
@@ -229,17 +243,7 @@ class Function(Context):
         return ctx._connect(args, out)
 
     def _connect(self, args: Sequence[Any], out: Any) -> Any:
-        edges = []
-        meta = []
-        for a, need in zip(args, self.needs_input_grad):
-            if need:
-                edges.append((a.grad_fn, a._output_nr) if a.grad_fn is not None else (a, 0))
-                meta.append((a._data.shape, a._data.dtype))
-            else:
-                edges.append(None)
-                meta.append(None)
-        self._edges = tuple(edges)
-        self._input_meta = tuple(meta)
+        """Make the outputs of forward point at this node."""
         single = not isinstance(out, tuple)
         outputs = [out] if single else list(out)
         skip = self._non_differentiable
@@ -255,8 +259,8 @@ class Function(Context):
                 o.requires_grad = True
                 o.grad_fn = self
                 o._output_nr = nr
-        self._n_outputs = len(outputs)
         if not single:
+            self._n_outputs = len(outputs)
             self._output_meta = tuple((o._data.shape, o._data.dtype, o.device) for o in outputs)
         return outputs[0] if single else tuple(outputs)
 
