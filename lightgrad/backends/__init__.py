@@ -44,6 +44,10 @@ class Device:
     def __hash__(self) -> int:
         return hash((self.type, self.index))
 
+    def __reduce__(self) -> tuple:
+        # copy.deepcopy and pickle give back the one shared Device (ops compare with `is`).
+        return device, (str(self),)
+
 
 _factories: dict[str, Callable[[int | None], Backend]] = {}
 _devices: dict[str, Device] = {}

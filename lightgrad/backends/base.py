@@ -219,3 +219,100 @@ class Backend:
     def sort(self, x: Buffer, axis: int, descending: bool) -> Buffer:
         """int64 indices that sort ``x`` along ``axis`` (stable)."""
         raise NotImplementedError
+
+    # --- fused NN primitives (conv, pooling, norms, losses, attention)
+    # Spatial arguments are pairs (height, width); ``padding`` for conv is
+    # ((top, bottom), (left, right)), for pooling (height, width) on both sides.
+    def conv2d(self, x: Buffer, w: Buffer, bias: Buffer | None, stride: tuple,
+               padding: tuple, dilation: tuple, groups: int) -> Buffer:
+        """2-D cross-correlation: x (N, C, H, W), w (O, C // groups, kh, kw), bias (O,) or
+        None -> (N, O, Ho, Wo), zero padding; ``Ho = (H + top + bottom - dh*(kh-1) - 1)
+        // sh + 1``."""
+        raise NotImplementedError
+
+    def conv2d_backward_input(self, grad: Buffer, w: Buffer, input_shape: Shape,
+                              stride: tuple, padding: tuple, dilation: tuple,
+                              groups: int) -> Buffer:
+        """Gradient of ``conv2d`` w.r.t. x (a transposed convolution of ``grad`` by ``w``)."""
+        raise NotImplementedError
+
+    def conv2d_backward_weight(self, grad: Buffer, x: Buffer, weight_shape: Shape,
+                               stride: tuple, padding: tuple, dilation: tuple,
+                               groups: int) -> Buffer:
+        """Gradient of ``conv2d`` w.r.t. w: ``grad`` correlated with the input ``x``."""
+        raise NotImplementedError
+
+    def max_pool2d(self, x: Buffer, kernel: tuple, stride: tuple, padding: tuple,
+                   dilation: tuple, ceil_mode: bool) -> tuple[Buffer, Buffer]:
+        """(values, indices): the max of each window of x (N, C, H, W) (padding counts as
+        -inf) and its flat int64 index ``h * W + w`` in the input plane (PyTorch's)."""
+        raise NotImplementedError
+
+    def max_pool2d_backward(self, grad: Buffer, indices: Buffer, input_shape: Shape) -> Buffer:
+        """Zeros of ``input_shape`` with ``grad`` added at ``indices`` of each plane."""
+        raise NotImplementedError
+
+    def avg_pool2d(self, x: Buffer, kernel: tuple, stride: tuple, padding: tuple,
+                   ceil_mode: bool, count_include_pad: bool,
+                   divisor_override: int | None) -> Buffer:
+        """The mean of each window of x (N, C, H, W), with PyTorch's divisor rules."""
+        raise NotImplementedError
+
+    def avg_pool2d_backward(self, grad: Buffer, input_shape: Shape, kernel: tuple,
+                            stride: tuple, padding: tuple, ceil_mode: bool,
+                            count_include_pad: bool, divisor_override: int | None) -> Buffer:
+        """Gradient of ``avg_pool2d`` w.r.t. its input (each window spreads its share)."""
+        raise NotImplementedError
+
+    def layer_norm(self, x: Buffer, weight: Buffer | None, bias: Buffer | None,
+                   n_axes: int, eps: float) -> tuple[Buffer, Buffer, Buffer]:
+        """(y, mean, rstd): x normalised over its last ``n_axes`` axes, then ``* weight +
+        bias``; mean and 1/sqrt(var + eps) keep the reduced axes with size 1."""
+        raise NotImplementedError
+
+    def rms_norm(self, x: Buffer, weight: Buffer | None, n_axes: int,
+                 eps: float) -> tuple[Buffer, Buffer]:
+        """(y, rstd): ``x / sqrt(mean(x**2) + eps) * weight`` over the last ``n_axes`` axes."""
+        raise NotImplementedError
+
+    def batch_norm_stats(self, x: Buffer) -> tuple[Buffer, Buffer]:
+        """(mean, biased var) of x (N, C, ...) per channel (axis 1), each of shape (C,)."""
+        raise NotImplementedError
+
+    def batch_norm(self, x: Buffer, weight: Buffer | None, bias: Buffer | None,
+                   mean: Buffer, var: Buffer, eps: float) -> Buffer:
+        """``(x - mean) / sqrt(var + eps) * weight + bias`` with per-channel (axis 1)
+        statistics and affine parameters of shape (C,)."""
+        raise NotImplementedError
+
+    def cross_entropy(self, x: Buffer, target: Buffer, weight: Buffer | None,
+                      ignore_index: int, label_smoothing: float) -> tuple[Buffer, Buffer]:
+        """(loss, probs) for logits x (M, C): ``target`` holds class indices (M,) int64 or
+        class probabilities (M, C). ``loss`` (M,) is each row's weighted, label-smoothed
+        cross-entropy (0 where target == ignore_index); ``probs`` is softmax(x)."""
+        raise NotImplementedError
+
+    def scaled_dot_product_attention(self, q: Buffer, k: Buffer, v: Buffer,
+                                     mask: Buffer | None, scale: float, is_causal: bool,
+                                     keep: Buffer | None) -> tuple[Buffer, Buffer]:
+        """(out, probs): ``probs = softmax(q @ k^T * scale + mask)`` over the last axis
+        (a bool mask keeps True positions, ``is_causal`` keeps key j <= query i; rows with
+        nothing kept are 0), ``out = (probs * keep) @ v`` (``keep``: dropout mask already
+        scaled by 1/(1-p), or None). q (..., L, E), k (..., S, E), v (..., S, Ev)."""
+        raise NotImplementedError
+
+    # --- optimizer primitives
+    def adamw_step(self, param: Buffer, grad: Buffer, exp_avg: Buffer, exp_avg_sq: Buffer,
+                   lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
+                   step: int) -> None:
+        """One AdamW update, in place on ``param``, ``exp_avg`` and ``exp_avg_sq`` (same
+        shape and dtype; ``grad`` is only read). ``step`` counts from 1; a zero
+        ``weight_decay`` gives plain Adam (L2 decay is then added to ``grad`` by the caller)::
+
+            param      *= 1 - lr * weight_decay
+            exp_avg    += (grad - exp_avg) * (1 - beta1)
+            exp_avg_sq  = exp_avg_sq * beta2 + grad * grad * (1 - beta2)
+            denom       = sqrt(exp_avg_sq) / sqrt(1 - beta2**step) + eps
+            param      -= lr / (1 - beta1**step) * exp_avg / denom
+        """
+        raise NotImplementedError

@@ -160,7 +160,8 @@ class CPUBackend(Backend):
         return x.astype(dtype)
 
     def contiguous(self, x) -> np.ndarray:
-        return np.ascontiguousarray(x)
+        # np.ascontiguousarray would turn a 0-d array into shape (1,).
+        return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
     def copy(self, x) -> np.ndarray:
         return np.array(x, order="C", copy=True)
@@ -227,7 +228,9 @@ class CPUBackend(Backend):
         return np.broadcast_to(x, shape)
 
     def getitem(self, x, index) -> np.ndarray:
-        return np.asarray(x[index])
+        out = x[index]
+        # An all-int index gives a NumPy scalar (a copy); a trailing ... keeps a 0-d view.
+        return out if isinstance(out, np.ndarray) else x[index + (Ellipsis,)]
 
     def setitem(self, x, index, value) -> None:
         x[index] = value
@@ -316,6 +319,117 @@ class CPUBackend(Backend):
         keys = -x.astype(np.float64) if descending else x
         return np.argsort(keys, axis=axis, kind="stable").astype(np.int64)
 
+    # --- optimizer primitives
+    def adamw_step(self, param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
+                   weight_decay, step) -> None:
+        if param.dtype in _HALF:  # update in float32, round the results back
+            wide = [a.astype(np.float32) for a in (param, exp_avg, exp_avg_sq)]
+            self.adamw_step(wide[0], grad.astype(np.float32), wide[1], wide[2], lr, beta1,
+                            beta2, eps, weight_decay, step)
+            for dst, src in zip((param, exp_avg, exp_avg_sq), wide):
+                np.copyto(dst, src, casting="unsafe")
+            return
+        if weight_decay != 0:
+            param *= 1 - lr * weight_decay
+        scratch = np.subtract(grad, exp_avg)  # the one temporary, reused below
+        scratch *= 1 - beta1
+        exp_avg += scratch
+        np.multiply(grad, grad, out=scratch)
+        scratch *= 1 - beta2
+        exp_avg_sq *= beta2
+        exp_avg_sq += scratch
+        np.sqrt(exp_avg_sq, out=scratch)
+        scratch /= math.sqrt(1 - beta2 ** step)
+        scratch += eps
+        np.divide(exp_avg, scratch, out=scratch)
+        scratch *= lr / (1 - beta1 ** step)
+        param -= scratch
+
+    # --- fused NN primitives (conv, pooling, norms, losses, attention)
+    # Thin wrappers: the NumPy kernels are the module-level functions at the end of this file.
+    def conv2d(self, x, w, bias, stride, padding, dilation, groups) -> np.ndarray:
+        xc, wc, bc = _compute_dtype(x, w, bias)
+        out = _conv2d(xc, wc, bc, stride, padding, dilation, groups)
+        return out.astype(x.dtype, copy=False)
+
+    def conv2d_backward_input(self, grad, w, input_shape, stride, padding, dilation,
+                              groups) -> np.ndarray:
+        gc, wc = _compute_dtype(grad, w)
+        out = _conv2d_backward_input(gc, wc, input_shape, stride, padding, dilation, groups)
+        return out.astype(grad.dtype, copy=False)
+
+    def conv2d_backward_weight(self, grad, x, weight_shape, stride, padding, dilation,
+                               groups) -> np.ndarray:
+        gc, xc = _compute_dtype(grad, x)
+        out = _conv2d_backward_weight(gc, xc, weight_shape, stride, padding, dilation, groups)
+        return out.astype(grad.dtype, copy=False)
+
+    def max_pool2d(self, x, kernel, stride, padding, dilation, ceil_mode) -> tuple:
+        (xc,) = _compute_dtype(x)
+        values, indices = _max_pool2d(xc, kernel, stride, padding, dilation, ceil_mode)
+        return values.astype(x.dtype, copy=False), indices
+
+    def max_pool2d_backward(self, grad, indices, input_shape) -> np.ndarray:
+        return _max_pool2d_backward(grad, indices, input_shape)
+
+    def avg_pool2d(self, x, kernel, stride, padding, ceil_mode, count_include_pad,
+                   divisor_override) -> np.ndarray:
+        (xc,) = _compute_dtype(x)
+        out = _avg_pool2d(xc, kernel, stride, padding, ceil_mode, count_include_pad,
+                          divisor_override)
+        return out.astype(x.dtype, copy=False)
+
+    def avg_pool2d_backward(self, grad, input_shape, kernel, stride, padding, ceil_mode,
+                            count_include_pad, divisor_override) -> np.ndarray:
+        (gc,) = _compute_dtype(grad)
+        out = _avg_pool2d_backward(gc, input_shape, kernel, stride, padding, ceil_mode,
+                                   count_include_pad, divisor_override)
+        return out.astype(grad.dtype, copy=False)
+
+    def layer_norm(self, x, weight, bias, n_axes, eps) -> tuple:
+        xc, wc, bc = _compute_dtype(x, weight, bias)
+        axes = tuple(range(x.ndim - n_axes, x.ndim))
+        mean = np.mean(xc, axis=axes, keepdims=True)
+        y = xc - mean
+        rstd = 1.0 / np.sqrt(np.mean(np.square(y), axis=axes, keepdims=True) + eps)
+        y *= rstd
+        _affine(y, wc, bc)
+        return tuple(a.astype(x.dtype, copy=False) for a in (y, mean, rstd))
+
+    def rms_norm(self, x, weight, n_axes, eps) -> tuple:
+        xc, wc = _compute_dtype(x, weight)
+        axes = tuple(range(x.ndim - n_axes, x.ndim))
+        rstd = 1.0 / np.sqrt(np.mean(np.square(xc), axis=axes, keepdims=True) + eps)
+        y = xc * rstd
+        _affine(y, wc, None)
+        return y.astype(x.dtype, copy=False), rstd.astype(x.dtype, copy=False)
+
+    def batch_norm_stats(self, x) -> tuple:
+        (xc,) = _compute_dtype(x)
+        axes = (0,) + tuple(range(2, x.ndim))
+        mean = np.mean(xc, axis=axes)
+        var = np.mean(np.square(xc - _channel(mean, x.ndim)), axis=axes)
+        return mean.astype(x.dtype, copy=False), var.astype(x.dtype, copy=False)
+
+    def batch_norm(self, x, weight, bias, mean, var, eps) -> np.ndarray:
+        xc, wc, bc, mc, vc = _compute_dtype(x, weight, bias, mean, var)
+        scale = 1.0 / np.sqrt(vc + eps)
+        if wc is not None:
+            scale = scale * wc
+        shift = -mc * scale if bc is None else bc - mc * scale
+        y = xc * _channel(scale, x.ndim) + _channel(shift, x.ndim)
+        return y.astype(x.dtype, copy=False)
+
+    def cross_entropy(self, x, target, weight, ignore_index, label_smoothing) -> tuple:
+        xc, wc = _compute_dtype(x, weight)
+        loss, probs = _cross_entropy(xc, target, wc, ignore_index, label_smoothing)
+        return loss.astype(x.dtype, copy=False), probs.astype(x.dtype, copy=False)
+
+    def scaled_dot_product_attention(self, q, k, v, mask, scale, is_causal, keep) -> tuple:
+        qc, kc, vc, mc, keepc = _compute_dtype(q, k, v, mask, keep)
+        out, probs = _attention(qc, kc, vc, mc, scale, is_causal, keepc)
+        return out.astype(q.dtype, copy=False), probs.astype(q.dtype, copy=False)
+
 
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     shifted = x - np.max(x, axis=axis, keepdims=True)
@@ -334,3 +448,247 @@ def _scatter_index(index: np.ndarray, axis: int) -> tuple:
     grids = list(np.indices(index.shape, sparse=True))
     grids[axis] = index
     return tuple(grids)
+
+
+# --- fused NN primitives (conv, pooling, norms, losses, attention): the NumPy kernels.
+# No Python loop runs over pixels or batch items: convolution is one im2col copy per kernel
+# tap plus one BLAS matmul; pooling loops over the kernel taps only.
+
+
+def _compute_dtype(*bufs: Any) -> list:
+    """The buffers in a dtype NumPy computes well in: float16/bfloat16 become float32."""
+    return [b.astype(np.float32) if b is not None and b.dtype in _HALF else b for b in bufs]
+
+
+def _channel(v: np.ndarray, ndim: int) -> np.ndarray:
+    """A per-channel vector (C,) shaped to broadcast against (N, C, ...)."""
+    return v.reshape((-1,) + (1,) * (ndim - 2))
+
+
+def _affine(y: np.ndarray, weight: Any, bias: Any) -> None:
+    """``y = y * weight + bias`` in place (either may be None)."""
+    if weight is not None:
+        y *= weight
+    if bias is not None:
+        y += bias
+
+
+def _taps(kernel: tuple, stride: tuple, dilation: tuple, out_hw: tuple) -> list:
+    """For each kernel tap (i, j): the index of the strided (height, width) window of a
+    padded input that the tap reads for every output position."""
+    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
+    return [(i * kw + j, (slice(i * dh, i * dh + sh * (ho - 1) + 1, sh),
+                          slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)))
+            for i in range(kh) for j in range(kw)]
+
+
+def _padded(x: np.ndarray, pads: tuple, value: float, leading: tuple) -> np.ndarray:
+    """x's last two axes surrounded by ``pads = ((top, bottom), (left, right))`` of
+    ``value``, with ``x``'s leading axes transposed to ``leading`` order."""
+    (pt, pb), (pl, pr) = pads
+    xt = x.transpose(leading + (x.ndim - 2, x.ndim - 1))
+    if not (pt or pb or pl or pr):
+        return xt
+    h, w = x.shape[-2:]
+    out = np.full(xt.shape[:-2] + (h + pt + pb, w + pl + pr), value, dtype=x.dtype)
+    out[..., pt:pt + h, pl:pl + w] = xt
+    return out
+
+
+def _conv_out(x_hw: tuple, kernel: tuple, stride: tuple, padding: tuple,
+              dilation: tuple) -> tuple:
+    return tuple((n + p[0] + p[1] - d * (k - 1) - 1) // s + 1
+                 for n, k, s, p, d in zip(x_hw, kernel, stride, padding, dilation))
+
+
+def _im2col(x: np.ndarray, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple,
+            out_hw: tuple) -> np.ndarray:
+    """Columns of x (N, C, H, W) laid out (C, kh, kw, N, Ho, Wo): row (c, i, j) holds the
+    input pixel under tap (i, j) of channel c for every output position."""
+    n, c = x.shape[:2]
+    xp = _padded(x, padding, 0, (1, 0))
+    cols = np.empty((c,) + tuple(kernel) + (n,) + tuple(out_hw), dtype=x.dtype)
+    flat = cols.reshape((c, -1, n) + tuple(out_hw))
+    for t, window in _taps(kernel, stride, dilation, out_hw):
+        flat[:, t] = xp[(slice(None), slice(None)) + window]
+    return cols
+
+
+def _conv2d(x, w, bias, stride, padding, dilation, groups) -> np.ndarray:
+    n = x.shape[0]
+    o, cg, kh, kw = w.shape
+    ho, wo = _conv_out(x.shape[2:], (kh, kw), stride, padding, dilation)
+    cols = _im2col(x, (kh, kw), stride, padding, dilation, (ho, wo))
+    k = cg * kh * kw
+    out = np.matmul(w.reshape(groups, o // groups, k), cols.reshape(groups, k, -1))
+    result = np.empty((n, o, ho, wo), dtype=out.dtype)
+    out = out.reshape(o, n, ho, wo).transpose(1, 0, 2, 3)
+    if bias is None:
+        np.copyto(result, out)
+    else:
+        np.add(out, bias.reshape(o, 1, 1), out=result)
+    return result
+
+
+def _grad_rows(grad: np.ndarray, groups: int) -> np.ndarray:
+    """grad (N, O, Ho, Wo) as (groups, O // groups, N * Ho * Wo)."""
+    n, o = grad.shape[:2]
+    return grad.transpose(1, 0, 2, 3).reshape(groups, o // groups, -1)
+
+
+def _conv2d_backward_input(grad, w, input_shape, stride, padding, dilation,
+                           groups) -> np.ndarray:
+    n, c, h, wd = input_shape
+    o, cg, kh, kw = w.shape
+    ho, wo = grad.shape[2:]
+    wt = w.reshape(groups, o // groups, cg * kh * kw).transpose(0, 2, 1)
+    gcols = np.matmul(wt, _grad_rows(grad, groups)).reshape(c, kh * kw, n, ho, wo)
+    (pt, pb), (pl, pr) = padding
+    gx = np.zeros((c, n, h + pt + pb, wd + pl + pr), dtype=gcols.dtype)
+    for t, window in _taps((kh, kw), stride, dilation, (ho, wo)):
+        gx[(slice(None), slice(None)) + window] += gcols[:, t]
+    return np.ascontiguousarray(gx[:, :, pt:pt + h, pl:pl + wd].transpose(1, 0, 2, 3))
+
+
+def _conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation,
+                            groups) -> np.ndarray:
+    o, cg, kh, kw = weight_shape
+    cols = _im2col(x, (kh, kw), stride, padding, dilation, grad.shape[2:])
+    cols = cols.reshape(groups, cg * kh * kw, -1)
+    gw = np.matmul(_grad_rows(grad, groups), cols.transpose(0, 2, 1))
+    return gw.reshape(weight_shape)
+
+
+def _pool_geometry(x_hw: tuple, out_hw: tuple, kernel: tuple, stride: tuple,
+                   padding: tuple, dilation: tuple) -> tuple:
+    """((top, bottom), (left, right)) padding that covers every window, ceil_mode included."""
+    pads = []
+    for n, no, k, s, p, d in zip(x_hw, out_hw, kernel, stride, padding, dilation):
+        need = (no - 1) * s + d * (k - 1) + 1
+        pads.append((p, max(need - n - p, 0)))
+    return tuple(pads)
+
+
+def _pool_out(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """PyTorch's pooling output size: the last window must start inside input or left pad."""
+    span = n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)
+    out = span // s + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+def _pool_out_hw(x_hw, kernel, stride, padding, dilation, ceil_mode) -> tuple:
+    return tuple(_pool_out(n, k, s, p, d, ceil_mode)
+                 for n, k, s, p, d in zip(x_hw, kernel, stride, padding, dilation))
+
+
+def _max_pool2d(x, kernel, stride, padding, dilation, ceil_mode) -> tuple:
+    h, w = x.shape[2:]
+    out_hw = _pool_out_hw((h, w), kernel, stride, padding, dilation, ceil_mode)
+    pads = _pool_geometry((h, w), out_hw, kernel, stride, padding, dilation)
+    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    xp = _padded(x, pads, low, (0, 1))
+    best = arg = None
+    for t, window in _taps(kernel, stride, dilation, out_hw):
+        v = xp[(slice(None), slice(None)) + window]
+        if best is None:
+            best, arg = v.copy(), np.zeros(v.shape, dtype=np.int64)
+            continue
+        take = v > best
+        if x.dtype.kind == "f":
+            take |= np.isnan(v)  # NaN wins, as in PyTorch
+        np.copyto(best, v, where=take)
+        np.putmask(arg, take, t)
+    ki, kj = np.divmod(arg, kernel[1])
+    rows = (np.arange(out_hw[0]) * stride[0] - padding[0]).reshape(-1, 1) + ki * dilation[0]
+    cols = np.arange(out_hw[1]) * stride[1] - padding[1] + kj * dilation[1]
+    return best, rows * w + cols
+
+
+def _max_pool2d_backward(grad, indices, input_shape) -> np.ndarray:
+    n, c, h, w = input_shape
+    planes = n * c
+    flat = indices.reshape(planes, -1) + (np.arange(planes) * (h * w)).reshape(-1, 1)
+    total = np.bincount(flat.ravel(), weights=grad.reshape(-1), minlength=planes * h * w)
+    return total.astype(grad.dtype).reshape(input_shape)
+
+
+def _avg_scale(x_hw, out_hw, kernel, stride, padding, count_include_pad,
+               divisor_override, dtype) -> np.ndarray:
+    """1 / divisor for every output position (Ho, Wo), PyTorch's rules."""
+    if divisor_override:
+        return np.full(out_hw, 1.0 / divisor_override, dtype=dtype)
+    sizes = []
+    for n, no, k, s, p in zip(x_hw, out_hw, kernel, stride, padding):
+        start = np.arange(no) * s - p
+        end = np.minimum(start + k, n + p)
+        if count_include_pad:
+            sizes.append(end - start)
+        else:
+            sizes.append(np.minimum(end, n) - np.maximum(start, 0))
+    return (1.0 / np.outer(sizes[0], sizes[1])).astype(dtype)
+
+
+def _avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad,
+                divisor_override) -> np.ndarray:
+    x_hw = x.shape[2:]
+    out_hw = _pool_out_hw(x_hw, kernel, stride, padding, (1, 1), ceil_mode)
+    xp = _padded(x, _pool_geometry(x_hw, out_hw, kernel, stride, padding, (1, 1)), 0, (0, 1))
+    total = np.zeros(x.shape[:2] + out_hw, dtype=x.dtype)
+    for _, window in _taps(kernel, stride, (1, 1), out_hw):
+        total += xp[(slice(None), slice(None)) + window]
+    total *= _avg_scale(x_hw, out_hw, kernel, stride, padding, count_include_pad,
+                        divisor_override, x.dtype)
+    return total
+
+
+def _avg_pool2d_backward(grad, input_shape, kernel, stride, padding, ceil_mode,
+                         count_include_pad, divisor_override) -> np.ndarray:
+    x_hw, out_hw = tuple(input_shape[2:]), grad.shape[2:]
+    share = grad * _avg_scale(x_hw, out_hw, kernel, stride, padding, count_include_pad,
+                              divisor_override, grad.dtype)
+    (pt, pb), (pl, pr) = _pool_geometry(x_hw, out_hw, kernel, stride, padding, (1, 1))
+    gx = np.zeros(tuple(input_shape[:2]) + (x_hw[0] + pt + pb, x_hw[1] + pl + pr),
+                  dtype=grad.dtype)
+    for _, window in _taps(kernel, stride, (1, 1), out_hw):
+        gx[(slice(None), slice(None)) + window] += share
+    return np.ascontiguousarray(gx[:, :, pt:pt + x_hw[0], pl:pl + x_hw[1]])
+
+
+def _cross_entropy(x, target, weight, ignore_index, label_smoothing) -> tuple:
+    logp = _log_softmax(x, 1)
+    n_classes = x.shape[1]
+    if target.ndim == 2:  # class probabilities
+        q = target * (1.0 - label_smoothing) + label_smoothing / n_classes
+        if weight is not None:
+            q = q * weight
+        return -np.einsum("mc,mc->m", q, logp), np.exp(logp)
+    valid = target != ignore_index
+    picked = np.where(valid, target, 0)
+    loss = -np.take_along_axis(logp, picked[:, None], axis=1)[:, 0]
+    if weight is not None:
+        loss *= weight[picked]
+    if label_smoothing:
+        smooth = -(logp @ weight if weight is not None else logp.sum(axis=1))
+        loss = (1.0 - label_smoothing) * loss + (label_smoothing / n_classes) * smooth
+    loss[~valid] = 0
+    return loss, np.exp(logp)
+
+
+def _attention(q, k, v, mask, scale, is_causal, keep) -> tuple:
+    scores = np.matmul(q, np.swapaxes(k, -1, -2))
+    scores *= scale
+    if is_causal:
+        length, source = scores.shape[-2:]
+        scores[..., ~np.tri(length, source, dtype=bool)] = -np.inf
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf) if mask.dtype == np.bool_ else scores + mask
+    peak = np.max(scores, axis=-1, keepdims=True)
+    peak[~np.isfinite(peak)] = 0  # rows with nothing to attend to give zeros, not NaN
+    probs = np.exp(scores - peak)
+    total = np.sum(probs, axis=-1, keepdims=True)
+    total[total == 0] = 1
+    probs /= total
+    out = np.matmul(probs * keep if keep is not None else probs, v)
+    return out, probs
