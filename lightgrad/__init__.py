@@ -34,3 +34,5 @@ double = float64
 half = float16
 long = int64
 int = int32  # noqa: A001
+
+from . import data, nn, optim  # noqa: E402  (after the core: they build on it)

@@ -283,7 +283,15 @@ class CPUBackend(Backend):
     # --- linear algebra and fused NN ops
     def matmul(self, a, b) -> np.ndarray:
         if a.dtype in _HALF:
-            return np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(a.dtype)
+            return self.matmul(a.astype(np.float32), b.astype(np.float32)).astype(a.dtype)
+        if b.ndim == 2 and a.ndim > 2:
+            # (..., K) @ (K, N) as one 2-D product: a single BLAS call instead of a loop
+            # over the batch (NumPy's stacked matmul can fall back to a slow non-BLAS loop)
+            rows = np.ascontiguousarray(a).reshape(-1, a.shape[-1])
+            return np.matmul(rows, b).reshape(a.shape[:-1] + (b.shape[1],))
+        if a.ndim > 2 or b.ndim > 2:
+            # stacked products: BLAS is only used on matrices with a unit-stride axis
+            a, b = _blas_ready(a), _blas_ready(b)
         return np.matmul(a, b)
 
     def softmax(self, x, axis) -> np.ndarray:
@@ -431,6 +439,14 @@ class CPUBackend(Backend):
         return out.astype(q.dtype, copy=False), probs.astype(q.dtype, copy=False)
 
 
+def _blas_ready(m: np.ndarray) -> np.ndarray:
+    """``m`` unchanged when each of its matrices is C- or Fortran-ordered, else a copy."""
+    item = m.itemsize
+    if m.strides[-1] == item or m.strides[-2] == item:
+        return m
+    return np.ascontiguousarray(m)
+
+
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     shifted = x - np.max(x, axis=axis, keepdims=True)
     np.exp(shifted, out=shifted)
@@ -514,20 +530,27 @@ def _im2col(x: np.ndarray, kernel: tuple, stride: tuple, padding: tuple, dilatio
     return cols
 
 
+def _group_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(G, M, K) @ (G, K, P); one plain 2-d BLAS call when G == 1 (NumPy's stacked matmul
+    is much slower for a single wide product)."""
+    if a.shape[0] == 1:
+        return np.matmul(a[0], b[0])[None]
+    return np.matmul(a, b)
+
+
 def _conv2d(x, w, bias, stride, padding, dilation, groups) -> np.ndarray:
     n = x.shape[0]
     o, cg, kh, kw = w.shape
     ho, wo = _conv_out(x.shape[2:], (kh, kw), stride, padding, dilation)
     cols = _im2col(x, (kh, kw), stride, padding, dilation, (ho, wo))
     k = cg * kh * kw
-    out = np.matmul(w.reshape(groups, o // groups, k), cols.reshape(groups, k, -1))
-    result = np.empty((n, o, ho, wo), dtype=out.dtype)
-    out = out.reshape(o, n, ho, wo).transpose(1, 0, 2, 3)
-    if bias is None:
-        np.copyto(result, out)
-    else:
-        np.add(out, bias.reshape(o, 1, 1), out=result)
-    return result
+    out = _group_matmul(w.reshape(groups, o // groups, k), cols.reshape(groups, k, -1))
+    out = out.reshape(o, n, ho, wo)
+    if bias is not None:
+        out += bias.reshape(o, 1, 1, 1)
+    # Channel-major memory (O, N, Ho, Wo) seen as (N, O, Ho, Wo): no transposing copy; the
+    # next conv's im2col and this conv's backward want exactly this layout.
+    return out.transpose(1, 0, 2, 3)
 
 
 def _grad_rows(grad: np.ndarray, groups: int) -> np.ndarray:
@@ -542,12 +565,12 @@ def _conv2d_backward_input(grad, w, input_shape, stride, padding, dilation,
     o, cg, kh, kw = w.shape
     ho, wo = grad.shape[2:]
     wt = w.reshape(groups, o // groups, cg * kh * kw).transpose(0, 2, 1)
-    gcols = np.matmul(wt, _grad_rows(grad, groups)).reshape(c, kh * kw, n, ho, wo)
+    gcols = _group_matmul(wt, _grad_rows(grad, groups)).reshape(c, kh * kw, n, ho, wo)
     (pt, pb), (pl, pr) = padding
     gx = np.zeros((c, n, h + pt + pb, wd + pl + pr), dtype=gcols.dtype)
     for t, window in _taps((kh, kw), stride, dilation, (ho, wo)):
         gx[(slice(None), slice(None)) + window] += gcols[:, t]
-    return np.ascontiguousarray(gx[:, :, pt:pt + h, pl:pl + wd].transpose(1, 0, 2, 3))
+    return gx[:, :, pt:pt + h, pl:pl + wd].transpose(1, 0, 2, 3)  # channel-major, as above
 
 
 def _conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation,
@@ -555,7 +578,7 @@ def _conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation,
     o, cg, kh, kw = weight_shape
     cols = _im2col(x, (kh, kw), stride, padding, dilation, grad.shape[2:])
     cols = cols.reshape(groups, cg * kh * kw, -1)
-    gw = np.matmul(_grad_rows(grad, groups), cols.transpose(0, 2, 1))
+    gw = _group_matmul(_grad_rows(grad, groups), cols.transpose(0, 2, 1))
     return gw.reshape(weight_shape)
 
 

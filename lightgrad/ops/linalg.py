@@ -26,5 +26,11 @@ class MatMul(Function):
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         ga = unbroadcast(g @ b.mT, a.shape) if ctx.needs_input_grad[0] else None
-        gb = unbroadcast(a.mT @ g, b.shape) if ctx.needs_input_grad[1] else None
+        gb = None
+        if ctx.needs_input_grad[1]:
+            if b.ndim == 2 and a.ndim > 2:
+                # a linear layer on (..., K) inputs: one (K, rows) @ (rows, N) product
+                gb = a.reshape(-1, a.shape[-1]).mT @ g.reshape(-1, g.shape[-1])
+            else:
+                gb = unbroadcast(a.mT @ g, b.shape)
         return ga, gb
