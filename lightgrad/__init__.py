@@ -15,6 +15,7 @@ from .dtypes import (
 )
 from .dtypes import bool_ as bool  # noqa: A001  (PyTorch's name: lightgrad.bool)
 from .tensor import Tensor
+from .threads import get_num_threads, set_num_threads
 from . import ops  # noqa: F401
 from .creation import (
     arange, as_tensor, empty, empty_like, eye, from_dlpack, from_numpy, full, full_like,

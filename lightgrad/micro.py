@@ -2,12 +2,14 @@
 
 A ``Value`` wraps one float. Every arithmetic op on Values returns a new Value that remembers
 its inputs (``_prev``), the op's name (``_op``) and a tiny closure (``_backward``) that knows
-the op's local derivative. The closure receives its output Value as an argument instead of
-capturing it, so no Value refers to itself in a cycle: graphs are freed as soon as they are
-dropped, without waiting for Python's cycle collector (which made training 20x slower). ``backward()`` orders the graph so that every node comes after its
+the op's local derivative. ``backward()`` orders the graph so that every node comes after its
 inputs (a topological sort, done with an explicit stack so that graphs with millions of nodes
 work) and then walks it from the output back to the inputs, applying the chain rule: each node
 adds ``local derivative * its own grad`` to the grads of its inputs.
+
+The closure receives its output Value as an argument instead of capturing it, so no Value
+refers to itself in a cycle: a graph is freed as soon as it is dropped, without waiting for
+Python's cycle collector.
 
 That is all of backpropagation; the Tensor engine in ``autograd.py`` does the same thing with
 arrays instead of floats. ``Neuron``, ``Layer`` and ``MLP`` build a small neural net out of
@@ -242,7 +244,8 @@ class Value:
         """max(0, x). ``Value(-2.0).relu().data == 0.0``"""
         out = Value(self.data if self.data > 0 else 0.0, (self,), "relu")
 
-        def _backward(out: Value) -> None:  # slope 1 where x > 0, else 0 (also at x = 0, like PyTorch)
+        # slope 1 where x > 0, else 0 (also at x = 0, like PyTorch)
+        def _backward(out: Value) -> None:
             self.grad += (out.data > 0) * out.grad
 
         out._backward = _backward

@@ -286,10 +286,20 @@ class Backend:
         raise NotImplementedError
 
     def cross_entropy(self, x: Buffer, target: Buffer, weight: Buffer | None,
-                      ignore_index: int, label_smoothing: float) -> tuple[Buffer, Buffer]:
-        """(loss, probs) for logits x (M, C): ``target`` holds class indices (M,) int64 or
-        class probabilities (M, C). ``loss`` (M,) is each row's weighted, label-smoothed
-        cross-entropy (0 where target == ignore_index); ``probs`` is softmax(x)."""
+                      ignore_index: int,
+                      label_smoothing: float) -> tuple[Buffer, Buffer, Buffer]:
+        """(loss, probs, counted) for logits x (M, C): ``target`` holds class indices (M,)
+        int64 or class probabilities (M, C). ``loss`` (M,) is each row's weighted,
+        label-smoothed cross-entropy (0 where target == ignore_index); ``probs`` is
+        softmax(x); ``counted`` (M,) is the weight of each row's target class (1 without
+        weights, 0 for ignored rows, 1 for probability targets): 'mean' divides by its sum."""
+        raise NotImplementedError
+
+    def cross_entropy_backward(self, probs: Buffer, target: Buffer, weight: Buffer | None,
+                               scale: Buffer, ignore_index: int,
+                               label_smoothing: float) -> Buffer:
+        """d loss / d x (M, C) of ``cross_entropy``, each row times ``scale`` ((M,) or ()):
+        ``(probs * sum(q) - q) * scale`` with q the row's weighted, smoothed target."""
         raise NotImplementedError
 
     def scaled_dot_product_attention(self, q: Buffer, k: Buffer, v: Buffer,

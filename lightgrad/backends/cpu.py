@@ -31,11 +31,23 @@ def _erf(x: np.ndarray) -> np.ndarray:
     (absolute error below 1.5e-7, under float32's resolution)."""
     if x.dtype == np.float64:
         return np.asarray(_erf64(x), dtype=np.float64)  # 0-d: frompyfunc gives a float
-    a = np.abs(x)
-    t = 1.0 / (1.0 + np.float32(0.3275911) * a)
-    poly = t * (np.float32(0.254829592) + t * (np.float32(-0.284496736) + t * (
-        np.float32(1.421413741) + t * (np.float32(-1.453152027) + t * np.float32(1.061405429)))))
-    return np.copysign(1.0 - poly * np.exp(-a * a), x).astype(x.dtype, copy=False)
+    # float32 throughout, in place: three temporaries instead of a dozen
+    f = np.float32
+    a = np.abs(x, dtype=np.float32)
+    t = a * f(0.3275911)
+    t += f(1.0)
+    np.reciprocal(t, out=t)                      # t = 1 / (1 + p|x|)
+    poly = t * f(1.061405429)
+    for coef in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += f(coef)
+        poly *= t
+    np.square(a, out=a)
+    np.negative(a, out=a)
+    np.exp(a, out=a)                             # e^(-x^2)
+    poly *= a
+    np.subtract(f(1.0), poly, out=poly)
+    np.copysign(poly, x, out=poly)
+    return poly.astype(x.dtype, copy=False)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -430,8 +442,14 @@ class CPUBackend(Backend):
 
     def cross_entropy(self, x, target, weight, ignore_index, label_smoothing) -> tuple:
         xc, wc = _compute_dtype(x, weight)
-        loss, probs = _cross_entropy(xc, target, wc, ignore_index, label_smoothing)
-        return loss.astype(x.dtype, copy=False), probs.astype(x.dtype, copy=False)
+        out = _cross_entropy(xc, target, wc, ignore_index, label_smoothing)
+        return tuple(a.astype(x.dtype, copy=False) for a in out)
+
+    def cross_entropy_backward(self, probs, target, weight, scale, ignore_index,
+                               label_smoothing) -> np.ndarray:
+        pc, wc, sc = _compute_dtype(probs, weight, scale)
+        gx = _cross_entropy_backward(pc, target, wc, sc, ignore_index, label_smoothing)
+        return gx.astype(probs.dtype, copy=False)
 
     def scaled_dot_product_attention(self, q, k, v, mask, scale, is_causal, keep) -> tuple:
         qc, kc, vc, mc, keepc = _compute_dtype(q, k, v, mask, keep)
@@ -489,11 +507,11 @@ def _affine(y: np.ndarray, weight: Any, bias: Any) -> None:
         y += bias
 
 
-def _taps(kernel: tuple, stride: tuple, dilation: tuple, out_hw: tuple) -> list:
-    """For each kernel tap (i, j): the index of the strided (height, width) window of a
-    padded input that the tap reads for every output position."""
-    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
-    return [(i * kw + j, (slice(i * dh, i * dh + sh * (ho - 1) + 1, sh),
+def _taps(kernel: tuple, stride: tuple, dilation: tuple, rows: tuple, wo: int) -> list:
+    """For each kernel tap t = i * kw + j: the (height, width) slices of a padded input that
+    the tap reads for output rows ``rows[0]:rows[1]`` and all ``wo`` output columns."""
+    (kh, kw), (sh, sw), (dh, dw), (r0, r1) = kernel, stride, dilation, rows
+    return [(i * kw + j, (slice(i * dh + r0 * sh, i * dh + (r1 - 1) * sh + 1, sh),
                           slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)))
             for i in range(kh) for j in range(kw)]
 
@@ -517,17 +535,95 @@ def _conv_out(x_hw: tuple, kernel: tuple, stride: tuple, padding: tuple,
                  for n, k, s, p, d in zip(x_hw, kernel, stride, padding, dilation))
 
 
-def _im2col(x: np.ndarray, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple,
-            out_hw: tuple) -> np.ndarray:
-    """Columns of x (N, C, H, W) laid out (C, kh, kw, N, Ho, Wo): row (c, i, j) holds the
-    input pixel under tap (i, j) of channel c for every output position."""
-    n, c = x.shape[:2]
-    xp = _padded(x, padding, 0, (1, 0))
-    cols = np.empty((c,) + tuple(kernel) + (n,) + tuple(out_hw), dtype=x.dtype)
-    flat = cols.reshape((c, -1, n) + tuple(out_hw))
-    for t, window in _taps(kernel, stride, dilation, out_hw):
-        flat[:, t] = xp[(slice(None), slice(None)) + window]
-    return cols
+# Column buffers are built for a block of output rows at a time: a buffer of a few MB is
+# reused from the heap and stays in cache, where one for the whole batch (tens of MB for a
+# ResNet layer) would be fresh pages from the OS on every call.
+_BLOCK_BYTES = 4 << 20
+
+
+def _row_blocks(rows: int, row_bytes: int) -> list:
+    """``range(rows)`` cut into (start, stop) blocks of about _BLOCK_BYTES of columns."""
+    step = max(1, min(rows, _BLOCK_BYTES // max(row_bytes, 1)))
+    return [(r, min(r + step, rows)) for r in range(0, rows, step)]
+
+
+class _ConvGeometry:
+    """Where each kernel tap of a convolution reads, in a channel-major padded input
+    (C, N, Hp + 1, Wp) (one spare zero row).
+
+    With unit stride, a tap reading output rows r0:r1 is ONE contiguous run of every
+    (c, n) plane, if each output row is computed ``wp`` wide instead of ``wo`` wide: the
+    ``wp - wo`` extra columns wrap into the next row and are thrown away (forward) or get a
+    zero gradient (backward). Long runs make im2col and col2im fast. Strided convolutions
+    read a strided window per tap instead."""
+
+    def __init__(self, x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple,
+                 dilation: tuple):
+        self.kernel, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
+        self.n, self.c, h, w = x_shape
+        (pt, pb), (pl, pr) = padding
+        self.hp, self.wp = h + pt + pb, w + pl + pr
+        self.ho, self.wo = _conv_out((h, w), kernel, stride, padding, dilation)
+        self.flat = tuple(stride) == (1, 1)
+        self.width = self.wp if self.flat else self.wo  # columns computed per output row
+
+    def pad(self, x: np.ndarray) -> np.ndarray:
+        """x (N, C, H, W) as the zero-padded channel-major (C, N, Hp + 1, Wp)."""
+        (pt, _), (pl, _) = self.padding
+        out = np.zeros((self.c, self.n, self.hp + 1, self.wp), dtype=x.dtype)
+        out[:, :, pt:pt + x.shape[2], pl:pl + x.shape[3]] = x.transpose(1, 0, 2, 3)
+        return out
+
+    def crop(self, xp: np.ndarray) -> np.ndarray:
+        """The inverse of ``pad``: (N, C, H, W) as a view of the channel-major buffer."""
+        (pt, pb), (pl, pr) = self.padding
+        return xp[:, :, pt:self.hp - pb, pl:self.wp - pr].transpose(1, 0, 2, 3)
+
+    def blocks(self, itemsize: int) -> list:
+        taps = self.kernel[0] * self.kernel[1]
+        return _row_blocks(self.ho, self.c * taps * self.n * self.width * itemsize)
+
+    def taps(self, xp: np.ndarray, r0: int, r1: int) -> list:
+        """(t, view of xp) per kernel tap t: what the tap reads for output rows r0:r1."""
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
+        out = []
+        if self.flat:
+            planes = xp.reshape(self.c, self.n, -1)
+            for i in range(kh):
+                for j in range(kw):
+                    start = (r0 + i * dh) * self.wp + j * dw
+                    out.append((i * kw + j, planes[:, :, start:start + (r1 - r0) * self.wp]))
+            return out
+        for i in range(kh):
+            for j in range(kw):
+                rows = slice(i * dh + r0 * sh, i * dh + (r1 - 1) * sh + 1, sh)
+                cols = slice(j * dw, j * dw + sw * (self.wo - 1) + 1, sw)
+                out.append((i * kw + j, xp[:, :, rows, cols]))
+        return out
+
+    def columns(self, xp: np.ndarray):
+        """Yield (r0, r1, cols): im2col of output rows r0:r1, cols (C * kh * kw,
+        N * (r1 - r0) * width) with row (c, i, j) the input under tap (i, j) of channel c.
+        One buffer is reused: cols is overwritten by the next block."""
+        taps = self.kernel[0] * self.kernel[1]
+        blocks = self.blocks(xp.itemsize)
+        size = self.c * taps * self.n * self.width
+        buf = np.empty(size * (blocks[0][1] - blocks[0][0]), dtype=xp.dtype)
+        for r0, r1 in blocks:
+            cols = buf[:size * (r1 - r0)].reshape(self.c, taps, self.n, -1)
+            for t, src in self.taps(xp, r0, r1):
+                cols[:, t] = src.reshape(self.c, self.n, -1)
+            yield r0, r1, cols.reshape(self.c * taps, -1)
+
+    def grad_rows(self, grad: np.ndarray, r0: int, r1: int, groups: int) -> np.ndarray:
+        """Output rows r0:r1 of grad (N, O, Ho, Wo) as (groups, O // groups, N * r * width),
+        zero in the extra columns."""
+        block = grad.transpose(1, 0, 2, 3)[:, :, r0:r1]
+        if self.width != self.wo:
+            wide = np.zeros(block.shape[:3] + (self.width,), dtype=grad.dtype)
+            wide[..., :self.wo] = block
+            block = wide
+        return block.reshape(groups, grad.shape[1] // groups, -1)
 
 
 def _group_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -539,13 +635,14 @@ def _group_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _conv2d(x, w, bias, stride, padding, dilation, groups) -> np.ndarray:
-    n = x.shape[0]
-    o, cg, kh, kw = w.shape
-    ho, wo = _conv_out(x.shape[2:], (kh, kw), stride, padding, dilation)
-    cols = _im2col(x, (kh, kw), stride, padding, dilation, (ho, wo))
-    k = cg * kh * kw
-    out = _group_matmul(w.reshape(groups, o // groups, k), cols.reshape(groups, k, -1))
-    out = out.reshape(o, n, ho, wo)
+    o = w.shape[0]
+    geo = _ConvGeometry(x.shape, w.shape[2:], stride, padding, dilation)
+    weight = w.reshape(groups, o // groups, -1)
+    pieces = []
+    for r0, r1, cols in geo.columns(geo.pad(x)):
+        out = _group_matmul(weight, cols.reshape(groups, -1, cols.shape[1]))
+        pieces.append(out.reshape(o, geo.n, r1 - r0, geo.width)[..., :geo.wo])
+    out = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=2)
     if bias is not None:
         out += bias.reshape(o, 1, 1, 1)
     # Channel-major memory (O, N, Ho, Wo) seen as (N, O, Ho, Wo): no transposing copy; the
@@ -553,32 +650,27 @@ def _conv2d(x, w, bias, stride, padding, dilation, groups) -> np.ndarray:
     return out.transpose(1, 0, 2, 3)
 
 
-def _grad_rows(grad: np.ndarray, groups: int) -> np.ndarray:
-    """grad (N, O, Ho, Wo) as (groups, O // groups, N * Ho * Wo)."""
-    n, o = grad.shape[:2]
-    return grad.transpose(1, 0, 2, 3).reshape(groups, o // groups, -1)
-
-
 def _conv2d_backward_input(grad, w, input_shape, stride, padding, dilation,
                            groups) -> np.ndarray:
-    n, c, h, wd = input_shape
-    o, cg, kh, kw = w.shape
-    ho, wo = grad.shape[2:]
-    wt = w.reshape(groups, o // groups, cg * kh * kw).transpose(0, 2, 1)
-    gcols = _group_matmul(wt, _grad_rows(grad, groups)).reshape(c, kh * kw, n, ho, wo)
-    (pt, pb), (pl, pr) = padding
-    gx = np.zeros((c, n, h + pt + pb, wd + pl + pr), dtype=gcols.dtype)
-    for t, window in _taps((kh, kw), stride, dilation, (ho, wo)):
-        gx[(slice(None), slice(None)) + window] += gcols[:, t]
-    return gx[:, :, pt:pt + h, pl:pl + wd].transpose(1, 0, 2, 3)  # channel-major, as above
+    o = w.shape[0]
+    geo = _ConvGeometry(tuple(input_shape), w.shape[2:], stride, padding, dilation)
+    weight_t = w.reshape(groups, o // groups, -1).transpose(0, 2, 1)
+    gx = np.zeros((geo.c, geo.n, geo.hp + 1, geo.wp), dtype=np.result_type(grad, w))
+    for r0, r1 in geo.blocks(gx.itemsize):
+        cols = _group_matmul(weight_t, geo.grad_rows(grad, r0, r1, groups))
+        cols = cols.reshape(geo.c, -1, geo.n, r1 - r0, geo.width)
+        for t, dst in geo.taps(gx, r0, r1):  # col2im: each tap adds back where it read
+            dst += cols[:, t].reshape(dst.shape)
+    return geo.crop(gx)  # channel-major, as above
 
 
 def _conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation,
                             groups) -> np.ndarray:
-    o, cg, kh, kw = weight_shape
-    cols = _im2col(x, (kh, kw), stride, padding, dilation, grad.shape[2:])
-    cols = cols.reshape(groups, cg * kh * kw, -1)
-    gw = _group_matmul(_grad_rows(grad, groups), cols.transpose(0, 2, 1))
+    geo = _ConvGeometry(x.shape, weight_shape[2:], stride, padding, dilation)
+    gw = 0
+    for r0, r1, cols in geo.columns(geo.pad(x)):
+        cols = cols.reshape(groups, -1, cols.shape[1]).transpose(0, 2, 1)
+        gw = gw + _group_matmul(geo.grad_rows(grad, r0, r1, groups), cols)
     return gw.reshape(weight_shape)
 
 
@@ -613,7 +705,7 @@ def _max_pool2d(x, kernel, stride, padding, dilation, ceil_mode) -> tuple:
     low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
     xp = _padded(x, pads, low, (0, 1))
     best = arg = None
-    for t, window in _taps(kernel, stride, dilation, out_hw):
+    for t, window in _taps(kernel, stride, dilation, (0, out_hw[0]), out_hw[1]):
         v = xp[(slice(None), slice(None)) + window]
         if best is None:
             best, arg = v.copy(), np.zeros(v.shape, dtype=np.int64)
@@ -659,7 +751,7 @@ def _avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad,
     out_hw = _pool_out_hw(x_hw, kernel, stride, padding, (1, 1), ceil_mode)
     xp = _padded(x, _pool_geometry(x_hw, out_hw, kernel, stride, padding, (1, 1)), 0, (0, 1))
     total = np.zeros(x.shape[:2] + out_hw, dtype=x.dtype)
-    for _, window in _taps(kernel, stride, (1, 1), out_hw):
+    for _, window in _taps(kernel, stride, (1, 1), (0, out_hw[0]), out_hw[1]):
         total += xp[(slice(None), slice(None)) + window]
     total *= _avg_scale(x_hw, out_hw, kernel, stride, padding, count_include_pad,
                         divisor_override, x.dtype)
@@ -674,29 +766,53 @@ def _avg_pool2d_backward(grad, input_shape, kernel, stride, padding, ceil_mode,
     (pt, pb), (pl, pr) = _pool_geometry(x_hw, out_hw, kernel, stride, padding, (1, 1))
     gx = np.zeros(tuple(input_shape[:2]) + (x_hw[0] + pt + pb, x_hw[1] + pl + pr),
                   dtype=grad.dtype)
-    for _, window in _taps(kernel, stride, (1, 1), out_hw):
+    for _, window in _taps(kernel, stride, (1, 1), (0, out_hw[0]), out_hw[1]):
         gx[(slice(None), slice(None)) + window] += share
     return np.ascontiguousarray(gx[:, :, pt:pt + x_hw[0], pl:pl + x_hw[1]])
+
+
+def _soft_target(target, weight, label_smoothing) -> np.ndarray:
+    """Class-probability targets, smoothed and weighted: q (M, C)."""
+    q = target * (1.0 - label_smoothing) + label_smoothing / target.shape[1]
+    return q * weight if weight is not None else q
 
 
 def _cross_entropy(x, target, weight, ignore_index, label_smoothing) -> tuple:
     logp = _log_softmax(x, 1)
     n_classes = x.shape[1]
     if target.ndim == 2:  # class probabilities
-        q = target * (1.0 - label_smoothing) + label_smoothing / n_classes
-        if weight is not None:
-            q = q * weight
-        return -np.einsum("mc,mc->m", q, logp), np.exp(logp)
+        q = _soft_target(target, weight, label_smoothing)
+        return -np.einsum("mc,mc->m", q, logp), np.exp(logp), np.ones(len(x), x.dtype)
     valid = target != ignore_index
     picked = np.where(valid, target, 0)
     loss = -np.take_along_axis(logp, picked[:, None], axis=1)[:, 0]
-    if weight is not None:
-        loss *= weight[picked]
+    counted = weight[picked] * valid if weight is not None else valid.astype(x.dtype)
+    loss *= counted
     if label_smoothing:
-        smooth = -(logp @ weight if weight is not None else logp.sum(axis=1))
+        smooth = -(logp @ weight if weight is not None else logp.sum(axis=1)) * valid
         loss = (1.0 - label_smoothing) * loss + (label_smoothing / n_classes) * smooth
-    loss[~valid] = 0
-    return loss, np.exp(logp)
+    return loss, np.exp(logp), counted
+
+
+def _cross_entropy_backward(probs, target, weight, scale, ignore_index,
+                            label_smoothing) -> np.ndarray:
+    rows = np.broadcast_to(scale, probs.shape[:1])
+    if target.ndim == 2:
+        q = _soft_target(target, weight, label_smoothing)
+        return (probs * q.sum(axis=1, keepdims=True) - q) * rows[:, None]
+    eps, n_classes = label_smoothing, probs.shape[1]
+    valid = target != ignore_index
+    picked = np.where(valid, target, 0)
+    hit = weight[picked] if weight is not None else 1.0
+    row = rows * valid  # ignored rows get no gradient
+    total = (1.0 - eps) * hit
+    if eps:
+        total = total + eps / n_classes * (weight.sum() if weight is not None else n_classes)
+    gx = probs * (total * row)[:, None]
+    gx[np.arange(len(gx)), picked] -= (1.0 - eps) * hit * row
+    if eps:
+        gx -= (eps / n_classes) * (weight if weight is not None else 1.0) * row[:, None]
+    return gx
 
 
 def _attention(q, k, v, mask, scale, is_causal, keep) -> tuple:

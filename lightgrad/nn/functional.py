@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import dtypes
+from .. import dtypes, functions
 from ..creation import rand, zeros_like
 from ..functions import one_hot  # noqa: F401  (F.one_hot, as in PyTorch)
 from ..ops.attention import scaled_dot_product_attention  # noqa: F401
@@ -27,7 +27,7 @@ from ..ops.conv import (  # noqa: F401
     conv1d, conv2d, conv_transpose1d, conv_transpose2d,
 )
 from ..ops.loss import cross_entropy, nll_loss, reduce_loss  # noqa: F401
-from ..ops.movement import IndexSelect, Pad
+from ..ops.movement import IndexSelect
 from ..ops.norm import batch_norm, layer_norm, rms_norm  # noqa: F401
 from ..ops.pool import (  # noqa: F401
     adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d,
@@ -298,20 +298,20 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",
     tensor([[2., 1., 0., 1., 2., 1.]])
     """
     _check_tensor("pad", "input", input)
-    pairs = _pad_pairs("pad", input.ndim, pad)
     if mode == "constant":
-        grow = [(max(b, 0), max(a, 0)) for b, a in pairs]
-        out = Pad.apply(input, tuple(grow), 0.0 if value is None else value) \
-            if any(b or a for b, a in grow) else input
-        if any(b < 0 or a < 0 for b, a in pairs):
-            out = out[tuple(slice(-min(b, 0), n - (-min(a, 0)))
+        grow = tuple(max(int(p), 0) for p in pad)
+        out = functions.pad(input, grow, value=0.0 if value is None else value) \
+            if any(grow) else input
+        if any(p < 0 for p in pad):
+            pairs = _pad_pairs("pad", input.ndim, pad)
+            out = out[tuple(slice(-min(b, 0), n + min(a, 0))
                             for (b, a), n in zip(pairs, out.shape))]
         return out
     if mode not in ("reflect", "replicate", "circular"):
         raise ValueError(f"pad: mode must be 'constant', 'reflect', 'replicate' or "
                          f"'circular', got {mode!r}")
     out = input
-    for axis, (before, after) in enumerate(pairs):
+    for axis, (before, after) in enumerate(_pad_pairs("pad", input.ndim, pad)):
         if not before and not after:
             continue
         n = input.shape[axis]

@@ -36,64 +36,91 @@ def reduce_loss(op: str, loss: Tensor, reduction: str) -> Tensor:
     raise ValueError(f"{op}: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
 
 
+def _buf(t: Tensor | None) -> Any:
+    return t._data if t is not None else None
+
+
 class CrossEntropy(Function):
     """Rows of logits x (M, C) against class indices (M,) or class probabilities (M, C)."""
 
     @staticmethod
     def forward(ctx, x, target, weight, ignore_index, label_smoothing, reduction):
         backend = x.device.backend
-        w = weight._data if weight is not None else None
-        loss, probs = backend.cross_entropy(x._data, target._data, w, ignore_index,
-                                            label_smoothing)
-        loss = wrap(loss, x.device)
-        ctx.ignore_index, ctx.smoothing, ctx.reduction = ignore_index, label_smoothing, \
-            reduction
-        ctx.denom = 1.0
-        if reduction == "mean":
-            if target.ndim == 2:
-                ctx.denom = float(x.shape[0])
-            else:
-                valid = (target != ignore_index).to(x.dtype)
-                counted = valid if weight is None else \
-                    weight.index_select(0, target.masked_fill(target == ignore_index, 0)) \
-                    * valid
-                ctx.denom = counted.sum().item()
-        ctx.save_for_backward(x, target, weight, wrap(probs, x.device))
-        if reduction == "none":
-            return loss
-        total = loss.sum()
-        return total / ctx.denom if reduction == "mean" else total
+        loss, probs, counted = backend.cross_entropy(x._data, target._data, _buf(weight),
+                                                     ignore_index, label_smoothing)
+        ctx.args = (ignore_index, label_smoothing)
+        denom = None
+        if reduction != "none":
+            loss = backend.sum(loss, (0,), False)
+            if reduction == "mean":
+                denom = wrap(backend.sum(counted, (0,), False), x.device)
+                loss = backend.div(loss, denom._data)
+        ctx.save_for_backward(x, target, weight, wrap(probs, x.device), denom)
+        return wrap(loss, x.device)
 
     @staticmethod
     def backward(ctx, g):
-        x, target, weight, probs = ctx.saved_tensors
+        x, target, weight, probs, denom = ctx.saved_tensors
+        scale = g / denom if denom is not None else g
+        gx = CrossEntropyBackward.apply(scale, x, target, weight, probs, ctx.args) \
+            if ctx.needs_input_grad[0] else None
+        gt = None
+        if ctx.needs_input_grad[1]:  # class-probability targets
+            w = weight if weight is not None else 1.0
+            gt = -x.log_softmax(-1) * w * (_rows(scale) * (1.0 - ctx.args[1]))
+        return gx, gt, None, None, None, None
+
+
+def _rows(scale: Tensor) -> Tensor:
+    """A per-row scale (M,) as (M, 1); a scalar as is."""
+    return scale.reshape(-1, 1) if scale.ndim else scale
+
+
+class CrossEntropyBackward(Function):
+    """d loss / d logits = ``(p * Q - q) * scale``, p = softmax(x), q = the weighted, smoothed
+    target of a row and Q = sum(q). Its own backward gives exact second derivatives."""
+
+    @staticmethod
+    def forward(ctx, scale, x, target, weight, probs, args):
+        ctx.args = args
+        ctx.save_for_backward(scale, x, target, weight, probs)
+        buf = x.device.backend.cross_entropy_backward(probs._data, target._data, _buf(weight),
+                                                      scale._data, *args)
+        return wrap(buf, x.device)
+
+    @staticmethod
+    def backward(ctx, gg):
+        scale, x, target, weight, probs = ctx.saved_tensors
+        ignore_index, eps = ctx.args
         if is_grad_enabled():  # create_graph: softmax as a function of x
             probs = x.softmax(-1)
-        coef = (g / ctx.denom).reshape(-1, 1) if ctx.reduction != "none" else g.reshape(-1, 1)
-        n_classes, eps = x.shape[1], ctx.smoothing
+        n_classes = x.shape[1]
+        w = weight if weight is not None else 1.0
+        gg_p = (gg * probs).sum(dim=1, keepdim=True)
         if target.ndim == 2:
-            q = target * (1.0 - eps) + eps / n_classes
-            if weight is not None:
-                q = q * weight
-            gx = (probs * q.sum(dim=1, keepdim=True) - q) * coef
-            gt = None
-            if ctx.needs_input_grad[1]:
-                scale = weight if weight is not None else 1.0
-                gt = -x.log_softmax(-1) * scale * ((1.0 - eps) * coef)
-            return gx, gt, None, None, None, None
-        valid = target != ctx.ignore_index
-        safe = target.masked_fill(~valid, 0)
-        row = coef * valid.to(x.dtype).reshape(-1, 1)  # (M, 1): ignored rows get nothing
-        hit = weight.index_select(0, safe).reshape(-1, 1) if weight is not None else 1.0
-        total = (1.0 - eps) * hit
-        if eps:
-            total = total + eps / n_classes * (weight.sum() if weight is not None
-                                               else n_classes)
-        gx = probs * (total * row)
-        gx = gx.scatter_add(1, safe.reshape(-1, 1), -(1.0 - eps) * hit * row)
-        if eps:
-            gx = gx - (eps / n_classes) * (weight if weight is not None else 1.0) * row
-        return gx, None, None, None, None, None
+            q = (target * (1.0 - eps) + eps / n_classes) * w
+            total = q.sum(dim=1, keepdim=True)  # Q
+            gg_q = (gg * q).sum(dim=1, keepdim=True)
+        else:
+            valid = (target != ignore_index).to(x.dtype).reshape(-1, 1)
+            safe = target.masked_fill(target == ignore_index, 0).reshape(-1, 1)
+            hit = weight.index_select(0, safe.reshape(-1)).reshape(-1, 1) \
+                if weight is not None else 1.0
+            w_sum = weight.sum() if weight is not None else float(n_classes)
+            total = ((1.0 - eps) * hit + eps / n_classes * w_sum) * valid
+            gg_q = (1.0 - eps) * hit * gg.gather(1, safe)
+            if eps:
+                gg_q = gg_q + eps / n_classes * (gg * w).sum(dim=1, keepdim=True)
+            gg_q = gg_q * valid
+        d_scale = d_x = d_target = None
+        if ctx.needs_input_grad[0]:
+            d_scale = (gg_p * total - gg_q).reshape(-1)
+            d_scale = d_scale.sum() if scale.ndim == 0 else d_scale
+        if ctx.needs_input_grad[1]:
+            d_x = probs * (gg - gg_p) * (total * _rows(scale))
+        if ctx.needs_input_grad[2]:
+            d_target = (1.0 - eps) * w * _rows(scale) * (gg_p - gg)
+        return d_scale, d_x, d_target, None, None, None
 
 
 # ----------------------------------------------------------------------------- public API
@@ -146,8 +173,10 @@ def _check_classes(op: str, target: Tensor, n_classes: int, ignore_index: int,
                    input: Tensor) -> None:
     if not target.numel():
         return
-    counted = target.masked_fill(target == ignore_index, 0)
-    low, high = int(counted.amin().item()), int(counted.amax().item())
+    low, high = int(target.amin().item()), int(target.amax().item())
+    if (low < 0 or high >= n_classes) and ignore_index in (low, high):
+        counted = target.masked_fill(target == ignore_index, 0)
+        low, high = int(counted.amin().item()), int(counted.amax().item())
     if low < 0 or high >= n_classes:
         bad = low if low < 0 else high
         raise IndexError(f"{op}: target class {bad} is out of range for {n_classes} classes "
