@@ -42,10 +42,27 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_classifier(args: argparse.Namespace) -> int:
+    from lightgrad.train.classifier import train
+    try:
+        train(args)
+    except ImportError as err:  # digits without scikit-learn
+        print(f"lightgrad: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _add_train_commands(sub: argparse._SubParsersAction) -> None:
+    from lightgrad.train.classifier import add_arguments as add_classifier_arguments
     from lightgrad.train.gpt import add_sample_arguments, add_train_arguments
-    train = sub.add_parser("train", help="train a model (gpt)")
+    train = sub.add_parser("train", help="train a model (mlp, cnn, gpt)")
     models = train.add_subparsers(dest="model", required=True)
+    descriptions = {"mlp": "train an MLP classifier on digits (default) or MNIST IDX files",
+                    "cnn": "train a LeNet-style CNN on digits (default) or MNIST IDX files"}
+    for name, text in descriptions.items():
+        classifier = models.add_parser(name, help=text, description=text)
+        add_classifier_arguments(classifier, name)
+        classifier.set_defaults(func=_train_classifier)
     gpt = models.add_parser("gpt", help="train a GPT on a text file (default: built-in corpus)")
     add_train_arguments(gpt)
     gpt.set_defaults(func=_train_gpt)
