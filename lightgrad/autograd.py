@@ -383,6 +383,7 @@ def run_backward(tensors: Sequence[Any], grad_tensors: Sequence[Any], retain_gra
                     leaves[id(child)] = child
                     leaf_grads[id(child)] = g if id(child) not in leaf_grads \
                         else leaf_grads[id(child)] + g
+        claimed = {id(g._data) for g in grad_tensors}
         for key, leaf in leaves.items():
             g = leaf_grads[key]
             for hook in leaf._hooks or ():
@@ -394,8 +395,14 @@ def run_backward(tensors: Sequence[Any], grad_tensors: Sequence[Any], retain_gra
                     results[i] = g
                 continue
             if leaf.grad is None:
-                # .grad owns its memory: backward may hand the same buffer to several leaves
-                leaf.grad = g if create_graph else g.detach().clone()
+                if create_graph:
+                    leaf.grad = g
+                else:
+                    # .grad must own its memory: copy a view, a buffer another leaf already
+                    # holds, or a gradient the caller passed in; keep fresh results as they are
+                    shared = g._base is not None or id(g._data) in claimed
+                    leaf.grad = g.detach().clone() if shared else g.detach()
+                    claimed.add(id(leaf.grad._data))
             elif create_graph:
                 leaf.grad = leaf.grad + g
             else:

@@ -774,11 +774,7 @@ class Tensor:
             if sum(sizes) != n:
                 raise ValueError(f"split: sizes {sizes} sum to {sum(sizes)} but dim {dim} of "
                                  f"shape {self.shape} has size {n}")
-        out, start = [], 0
-        for size in sizes:
-            out.append(self.narrow(d, start, size))
-            start += size
-        return tuple(out)
+        return Split.apply(self, tuple(sizes), d)
 
     def chunk(self, chunks: int, dim: int = 0) -> tuple["Tensor", ...]:
         if chunks <= 0:
@@ -1176,7 +1172,7 @@ from .ops.elementwise import Clamp, Where  # noqa: E402
 from .ops.linalg import MatMul  # noqa: E402
 from .ops.movement import (  # noqa: E402
     Cast, Copy, CopySlices, Expand, Flip, Gather, GetItem, IndexAdd, IndexPut, IndexSelect,
-    Permute, Reshape, ScatterAdd, Tile, ToDevice, Triangle, replay_view,
+    Permute, Reshape, ScatterAdd, Split, Tile, ToDevice, Triangle, replay_view,
 )
 from .ops.nn import LogSoftmax, Softmax  # noqa: E402
 from .ops.reduce import Amax, Amin, Cumsum, Mean, Prod, Sum  # noqa: E402

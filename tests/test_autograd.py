@@ -710,3 +710,18 @@ def test_detach_shares_version_with_source():
     with pytest.raises(RuntimeError, match="version"):
         y.sum().backward()
     assert math.isclose(y.detach().numpy()[0], math.e + 1)
+
+
+def test_leaf_grads_never_share_memory():
+    # Add's backward hands the same gradient buffer to both inputs; reshape's is a view
+    a = lg.ones(3, requires_grad=True)
+    b = lg.ones(3, requires_grad=True)
+    c = lg.ones(1, 3, requires_grad=True)
+    given = lg.ones(3)
+    (a + b + c.reshape(3)).backward(given)
+    a.grad.zero_()
+    assert b.grad.tolist() == [1.0, 1.0, 1.0]
+    assert c.grad.tolist() == [[1.0, 1.0, 1.0]]
+    assert given.tolist() == [1.0, 1.0, 1.0]
+    b.grad.mul_(5)
+    assert c.grad.tolist() == [[1.0, 1.0, 1.0]] and given.tolist() == [1.0, 1.0, 1.0]

@@ -102,6 +102,10 @@ class Backend:
         raise NotImplementedError
 
     # --- elementwise (names in UNARY_OPS and BINARY_OPS are methods too)
+    def gelu_backward(self, x: Buffer, grad: Buffer) -> Buffer:
+        """``grad * d gelu(x) / dx`` for exact GELU, fused."""
+        raise NotImplementedError
+
     def where(self, cond: Buffer, a: Buffer, b: Buffer) -> Buffer:
         """``a`` where ``cond`` is true else ``b``, broadcast together."""
         raise NotImplementedError

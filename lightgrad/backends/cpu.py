@@ -31,6 +31,8 @@ def _erf(x: np.ndarray) -> np.ndarray:
     (absolute error below 1.5e-7, under float32's resolution)."""
     if x.dtype == np.float64:
         return np.asarray(_erf64(x), dtype=np.float64)  # 0-d: frompyfunc gives a float
+    if x.ndim == 0:  # NumPy turns 0-d results into scalars, which can't be written in place
+        return _erf(x.reshape(1)).reshape(())
     # float32 throughout, in place: three temporaries instead of a dozen
     f = np.float32
     a = np.abs(x, dtype=np.float32)
@@ -48,6 +50,35 @@ def _erf(x: np.ndarray) -> np.ndarray:
     np.subtract(f(1.0), poly, out=poly)
     np.copysign(poly, x, out=poly)
     return poly.astype(x.dtype, copy=False)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """x * Phi(x), Phi the standard normal CDF, with one temporary."""
+    if x.ndim == 0:
+        return _gelu(x.reshape(1)).reshape(())
+    out = _erf(x * x.dtype.type(_SQRT_HALF))
+    out += 1.0
+    out *= 0.5
+    out *= x
+    return out
+
+
+def _gelu_backward(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """g * (Phi(x) + x phi(x)): the derivative of exact GELU times the incoming gradient."""
+    if x.ndim == 0:
+        return _gelu_backward(x.reshape(1), np.reshape(g, 1)).reshape(())
+    dtype = x.dtype.type
+    cdf = _erf(x * dtype(_SQRT_HALF))
+    cdf += 1.0
+    cdf *= 0.5
+    pdf = np.square(x)
+    pdf *= dtype(-0.5)
+    np.exp(pdf, out=pdf)
+    pdf *= dtype(1.0 / math.sqrt(2.0 * math.pi))
+    pdf *= x
+    cdf += pdf
+    cdf *= g
+    return cdf
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -78,7 +109,7 @@ _UNARY = {
     "tanh": _in_float32(np.tanh),
     "sigmoid": _in_float32(_sigmoid),
     "relu": lambda x: np.maximum(x, 0, dtype=x.dtype),
-    "gelu": _in_float32(lambda x: x * (0.5 * (1.0 + _erf(x * x.dtype.type(_SQRT_HALF))))),
+    "gelu": _in_float32(lambda x: _gelu(x)),
     "gelu_tanh": _in_float32(lambda x: 0.5 * x * (1.0 + np.tanh(
         x.dtype.type(_SQRT_2_OVER_PI) * (x + x.dtype.type(0.044715) * x * x * x)))),
     "silu": _in_float32(lambda x: x * _sigmoid(x)),
@@ -182,6 +213,11 @@ class CPUBackend(Backend):
         return x.flags.c_contiguous
 
     # --- elementwise
+    def gelu_backward(self, x, g) -> np.ndarray:
+        if x.dtype in _HALF:
+            return _gelu_backward(x.astype(np.float32), g.astype(np.float32)).astype(x.dtype)
+        return _gelu_backward(x, g)
+
     def where(self, cond, a, b) -> np.ndarray:
         return np.where(cond, a, b)
 

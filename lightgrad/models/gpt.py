@@ -52,6 +52,8 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True
     layer_norm_epsilon: float = 1e-5
+    # "tanh" is GPT-2's own "gelu_new"; nanoGPT (and training here) use the exact "none"
+    gelu_approximate: str = "none"
 
     def __post_init__(self) -> None:
         if self.n_embd % self.n_head:
@@ -134,7 +136,7 @@ class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = nn.GELU()
+        self.gelu = nn.GELU(approximate=config.gelu_approximate)
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 

@@ -17,20 +17,32 @@ from typing import Any
 
 import lightgrad as lg
 
+# Hugging Face's activation names -> nn.GELU's ``approximate``
+_GELU = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-_SKIPPED_SUFFIXES = ("attn.bias", "attn.masked_bias")
+# the causal-mask buffers of older checkpoints (the dot keeps "c_attn.bias" out of it)
+_SKIPPED_SUFFIXES = (".attn.bias", ".attn.masked_bias")
 
 
 def hf_config_to_lightgrad(values: dict[str, Any]) -> Any:
     """A ``GPTConfig`` from the fields of a Hugging Face GPT-2 ``config.json``."""
     from lightgrad.models.gpt import GPTConfig
+    activation = values.get("activation_function", "gelu_new")
+    if activation not in _GELU:
+        raise ValueError(f"from_pretrained: unsupported activation_function {activation!r}; "
+                         f"expected one of {', '.join(_GELU)}")
+    n_inner = values.get("n_inner")
+    if n_inner is not None and n_inner != 4 * values.get("n_embd", 0):
+        raise ValueError(f"from_pretrained: n_inner={n_inner} is not supported (lightgrad's "
+                         "MLP is 4 * n_embd wide)")
     try:
         return GPTConfig(
             vocab_size=values["vocab_size"],
             block_size=values.get("n_positions", values.get("n_ctx", 1024)),
             n_layer=values["n_layer"], n_head=values["n_head"], n_embd=values["n_embd"],
             dropout=0.0, bias=True,
-            layer_norm_epsilon=values.get("layer_norm_epsilon", 1e-5))
+            layer_norm_epsilon=values.get("layer_norm_epsilon", 1e-5),
+            gelu_approximate=_GELU[activation])
     except KeyError as err:
         raise ValueError(f"from_pretrained: config.json lacks the GPT-2 field {err}") from None
 
@@ -44,7 +56,9 @@ def load_gpt2(cls: Any, path: Path) -> Any:
                 f"from_pretrained: {f} not found; the directory must hold config.json and "
                 "model.safetensors (as written by transformers' save_pretrained)")
     values = json.loads(config_file.read_text())
-    from_hf = "n_layer" in values
+    # lightgrad's own save_pretrained writes GPTConfig's fields (block_size); HF writes
+    # n_positions, and its Conv1D weights need transposing
+    from_hf = "block_size" not in values
     if from_hf:
         config = hf_config_to_lightgrad(values)
     else:  # written by lightgrad's own save_pretrained

@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from .. import dtypes
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from .common import (binary_operands, check_broadcast, check_scalar, describe, float_input,
                      same_device, unbroadcast, wrap)
 
@@ -147,6 +147,8 @@ class Gelu(_Unary):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
+        if not is_grad_enabled():  # first-order backward: one fused primitive
+            return wrap(x.device.backend.gelu_backward(x._data, g._data), x.device)
         cdf = 0.5 * (1 + (x * (1 / math.sqrt(2.0))).erf())
         pdf = (x * x * -0.5).exp() * _INV_SQRT_2PI
         return g * (cdf + x * pdf)

@@ -207,6 +207,26 @@ class Cat(Function):
                                for p, need in zip(pieces, ctx.needs_input_grad[1:]))
 
 
+class Split(Function):
+    """Consecutive pieces of ``sizes`` along ``axis``, as views of ``x``; the backward joins
+    the pieces' gradients with one ``Cat`` (zeros for pieces that got none)."""
+
+    @staticmethod
+    def forward(ctx, x, sizes, axis):
+        ctx.axis = axis
+        backend = x.device.backend
+        pieces, start = [], 0
+        for size in sizes:
+            index = (slice(None),) * axis + (slice(start, start + size),)
+            pieces.append(_view(x, backend.getitem(x._data, index), GetItem, index, True))
+            start += size
+        return tuple(pieces)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return Cat.apply(ctx.axis, *grads), None, None
+
+
 class Tile(Function):
     """``Tensor.repeat``: ``reps`` has at least x.ndim entries."""
 
