@@ -10,13 +10,21 @@ from ..autograd import Function
 from .common import float_input, wrap
 
 
-class Softmax(Function):
-    @staticmethod
-    def forward(ctx, x, axis):
-        y = wrap(x.device.backend.softmax(float_input(x), axis), x.device)
+class _SoftmaxFamily(Function):
+    """softmax / log_softmax along ``axis``; both save their output for backward."""
+
+    op = ""
+
+    @classmethod
+    def forward(cls, ctx, x, axis):
+        y = wrap(getattr(x.device.backend, cls.op)(float_input(x), axis), x.device)
         ctx.axis = axis
         ctx.save_for_backward(y)
         return y
+
+
+class Softmax(_SoftmaxFamily):
+    op = "softmax"
 
     @staticmethod
     def backward(ctx, g):
@@ -24,13 +32,8 @@ class Softmax(Function):
         return y * (g - (g * y).sum(dim=ctx.axis, keepdim=True)), None
 
 
-class LogSoftmax(Function):
-    @staticmethod
-    def forward(ctx, x, axis):
-        y = wrap(x.device.backend.log_softmax(float_input(x), axis), x.device)
-        ctx.axis = axis
-        ctx.save_for_backward(y)
-        return y
+class LogSoftmax(_SoftmaxFamily):
+    op = "log_softmax"
 
     @staticmethod
     def backward(ctx, g):

@@ -209,6 +209,7 @@ def train(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         state = lg.load(ckpt_path)
         _check_resume(json.loads(state["config"]), config, ckpt_path)
         model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
         start_iter = int(state["iter"])
         history = json.loads(state["history"])
     else:
