@@ -274,6 +274,12 @@ class Backend:
         bias``; mean and 1/sqrt(var + eps) keep the reduced axes with size 1."""
         raise NotImplementedError
 
+    def layer_norm_backward(self, g: Buffer, x: Buffer, weight: Buffer | None, mean: Buffer,
+                            rstd: Buffer, n_axes: int) -> tuple[Buffer, Buffer, Buffer]:
+        """(dx, dweight, dbias) of ``layer_norm`` for the output gradient ``g``, given the
+        saved ``mean``/``rstd`` (dweight is None without weight)."""
+        raise NotImplementedError
+
     def rms_norm(self, x: Buffer, weight: Buffer | None, n_axes: int,
                  eps: float) -> tuple[Buffer, Buffer]:
         """(y, rstd): ``x / sqrt(mean(x**2) + eps) * weight`` over the last ``n_axes`` axes."""

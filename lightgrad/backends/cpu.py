@@ -452,6 +452,24 @@ class CPUBackend(Backend):
         _affine(y, wc, bc)
         return tuple(a.astype(x.dtype, copy=False) for a in (y, mean, rstd))
 
+    def layer_norm_backward(self, g, x, weight, mean, rstd, n_axes) -> tuple:
+        gc, xc, wc = _compute_dtype(g, x, weight)
+        axes = tuple(range(x.ndim - n_axes, x.ndim))
+        lead = tuple(range(x.ndim - n_axes))
+        xhat = xc - mean
+        xhat *= rstd
+        gw = np.sum(gc * xhat, axis=lead) if wc is not None else None
+        gb = np.sum(gc, axis=lead)
+        gxhat = gc * wc if wc is not None else gc.copy()
+        # dx = rstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat))
+        proj = np.mean(gxhat * xhat, axis=axes, keepdims=True)
+        xhat *= proj
+        gxhat -= np.mean(gxhat, axis=axes, keepdims=True)
+        gxhat -= xhat
+        gxhat *= rstd
+        return tuple(None if a is None else a.astype(x.dtype, copy=False)
+                     for a in (gxhat, gw, gb))
+
     def rms_norm(self, x, weight, n_axes, eps) -> tuple:
         xc, wc = _compute_dtype(x, weight)
         axes = tuple(range(x.ndim - n_axes, x.ndim))

@@ -78,6 +78,8 @@ def clip_grads_with_norm_(parameters: Tensors, max_norm: float, total_norm: Tens
     if not grads:
         return
     coef = (float(max_norm) / (total_norm + 1e-6)).clamp(max=1.0)
+    if coef.item() == 1.0:
+        return  # nothing to scale (multiplying by 1 would change no value)
     for g in grads:
         g.mul_(coef.to(g.device))
 

@@ -54,10 +54,17 @@ class LayerNorm(Function):
     @staticmethod
     def backward(ctx, g):
         x, weight, mean, rstd = ctx.saved_tensors
+        if not is_grad_enabled():  # first-order backward: one fused primitive
+            gx, gw, gb = x.device.backend.layer_norm_backward(
+                g._data, x._data, _buf(weight), mean._data, rstd._data, ctx.n_axes)
+            need = ctx.needs_input_grad
+            return (wrap(gx, x.device) if need[0] else None,
+                    wrap(gw, x.device) if need[1] else None,
+                    wrap(gb, x.device) if need[2] else None, None, None)
+        # create_graph: Tensor ops, with the statistics as functions of x
         axes = tuple(range(x.ndim - ctx.n_axes, x.ndim))
-        if is_grad_enabled():  # create_graph: statistics as functions of x
-            mean = x.mean(dim=axes, keepdim=True)
-            rstd = (x.var(dim=axes, correction=0, keepdim=True) + ctx.eps).rsqrt()
+        mean = x.mean(dim=axes, keepdim=True)
+        rstd = (x.var(dim=axes, correction=0, keepdim=True) + ctx.eps).rsqrt()
         xhat = (x - mean) * rstd
         gx = _normalized_grad(g, xhat, rstd, weight, axes, True) \
             if ctx.needs_input_grad[0] else None

@@ -153,7 +153,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--bpe-vocab-size", type=int, default=512, help="BPE vocabulary size (default: 512)")
     a("--block-size", type=int, default=None, help="context length (default: the preset's)")
     a("--batch-size", type=int, default=12, help="sequences per step (default: 12)")
-    a("--max-iters", type=int, default=2000, help="training steps (default: 2000)")
+    a("--max-iters", type=int, default=1500,
+      help="training steps (default: 1500, about two minutes for the baby preset)")
     a("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
     a("--min-lr", type=float, default=1e-4, help="final learning rate (default: 1e-4)")
     a("--warmup-iters", type=int, default=100, help="linear warm-up steps (default: 100)")
