@@ -755,7 +755,25 @@ def _pool_out_hw(x_hw, kernel, stride, padding, dilation, ceil_mode) -> tuple:
 def _max_pool2d(x, kernel, stride, padding, dilation, ceil_mode) -> tuple:
     h, w = x.shape[2:]
     out_hw = _pool_out_hw((h, w), kernel, stride, padding, dilation, ceil_mode)
-    pads = _pool_geometry((h, w), out_hw, kernel, stride, padding, dilation)
+    tiles = tuple(kernel) == tuple(stride) and not any(padding) and tuple(dilation) == (1, 1) \
+        and out_hw[0] * kernel[0] == h and out_hw[1] * kernel[1] == w
+    if tiles:  # windows tile the image: one reshape and one argmax (NaN wins, as in PyTorch)
+        n, c = x.shape[:2]
+        blocks = x.reshape(n, c, out_hw[0], kernel[0], out_hw[1], kernel[1])
+        blocks = blocks.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, *out_hw, -1)
+        arg = np.argmax(blocks, axis=-1)
+        best = np.take_along_axis(blocks, arg[..., None], axis=-1)[..., 0]
+    else:
+        best, arg = _max_pool2d_taps(x, kernel, stride, padding, dilation, out_hw)
+    ki, kj = np.divmod(arg, kernel[1])
+    rows = (np.arange(out_hw[0]) * stride[0] - padding[0]).reshape(-1, 1) + ki * dilation[0]
+    cols = np.arange(out_hw[1]) * stride[1] - padding[1] + kj * dilation[1]
+    return best, rows * w + cols
+
+
+def _max_pool2d_taps(x, kernel, stride, padding, dilation, out_hw) -> tuple:
+    """Max and its window position over every kernel tap (any stride/padding/dilation)."""
+    pads = _pool_geometry(x.shape[2:], out_hw, kernel, stride, padding, dilation)
     low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
     xp = _padded(x, pads, low, (0, 1))
     best = arg = None
@@ -769,10 +787,7 @@ def _max_pool2d(x, kernel, stride, padding, dilation, ceil_mode) -> tuple:
             take |= np.isnan(v)  # NaN wins, as in PyTorch
         np.copyto(best, v, where=take)
         np.putmask(arg, take, t)
-    ki, kj = np.divmod(arg, kernel[1])
-    rows = (np.arange(out_hw[0]) * stride[0] - padding[0]).reshape(-1, 1) + ki * dilation[0]
-    cols = np.arange(out_hw[1]) * stride[1] - padding[1] + kj * dilation[1]
-    return best, rows * w + cols
+    return best, arg
 
 
 def _max_pool2d_backward(grad, indices, input_shape) -> np.ndarray:

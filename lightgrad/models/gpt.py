@@ -25,9 +25,9 @@ import lightgrad as lg
 from lightgrad import nn
 from lightgrad.nn import functional as F
 
-PRESETS: dict[str, dict[str, int]] = {
-    # nanoGPT's CPU config for Tiny Shakespeare
-    "baby": dict(n_layer=4, n_head=4, n_embd=128, block_size=64),
+PRESETS: dict[str, dict[str, Any]] = {
+    # nanoGPT's CPU config for Tiny Shakespeare (nanoGPT trains without biases)
+    "baby": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, bias=False),
     # a small model that still trains on a laptop CPU in minutes
     "mini": dict(n_layer=6, n_head=6, n_embd=192, block_size=128),
     # the GPT-2 family (vocab 50257, context 1024)

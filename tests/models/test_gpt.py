@@ -266,8 +266,8 @@ def test_config_errors():
         GPTConfig(n_layer=0)
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         GPTConfig.preset("huge")
-    assert GPTConfig.preset("baby", vocab_size=65) == GPTConfig(
-        vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128)
+    assert GPTConfig.preset("baby", vocab_size=65) == GPTConfig(  # nanoGPT's CPU config
+        vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, bias=False)
 
 
 def test_sample_next_filters():
