@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 import lightgrad as lg
+from steps import classifier_step
 
 
 def timed(step, warmup: int = 3, iters: int = 30) -> float:
@@ -102,22 +103,12 @@ def main() -> None:
     opt = optim.Adam(model.parameters(), lr=1e-3)
     lx, ly = lg.tensor(x), lg.tensor(y)
 
-    def lg_step():
-        loss = F.cross_entropy(model(lx), ly)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
+    lg_step = classifier_step(model, opt, F, lx, ly)
 
     topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
     tx, ty = torch.tensor(x), torch.tensor(y)
 
-    def torch_step():
-        loss = torch.nn.functional.cross_entropy(tmodel(tx), ty)
-        topt.zero_grad()
-        loss.backward()
-        topt.step()
-        return loss
+    torch_step = classifier_step(tmodel, topt, torch.nn.functional, tx, ty)
 
     first = (lg_step().item(), torch_step().item())
     t_lg = timed(lg_step, iters=args.iters)

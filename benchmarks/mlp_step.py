@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 import lightgrad as lg
+from steps import classifier_step
 
 BATCH, IN, HIDDEN, OUT = 128, 784, 256, 10
 
@@ -80,12 +81,7 @@ def main() -> None:
     opt = optim.SGD(model.parameters(), lr=0.1)
     lx, ly = lg.tensor(x), lg.tensor(y)
 
-    def lg_step():
-        loss = F.cross_entropy(model(lx), ly)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
+    lg_step = classifier_step(model, opt, F, lx, ly)
     t_lg = timed(lg_step)
 
     tmodel = torch.nn.Sequential(torch.nn.Linear(IN, HIDDEN), torch.nn.ReLU(),
@@ -96,12 +92,7 @@ def main() -> None:
     topt = torch.optim.SGD(tmodel.parameters(), lr=0.1)
     tx, ty = torch.tensor(x), torch.tensor(y)
 
-    def torch_step():
-        loss = torch.nn.functional.cross_entropy(tmodel(tx), ty)
-        topt.zero_grad()
-        loss.backward()
-        topt.step()
-        return loss
+    torch_step = classifier_step(tmodel, topt, torch.nn.functional, tx, ty)
     t_torch = timed(torch_step)
 
     print(f"MLP {IN}-{HIDDEN}-{OUT}, batch {BATCH}: forward + backward + SGD step")
