@@ -398,11 +398,15 @@ def run_backward(tensors: Sequence[Any], grad_tensors: Sequence[Any], retain_gra
                 if create_graph:
                     leaf.grad = g
                 else:
-                    # .grad must own its memory: copy a view, a buffer another leaf already
-                    # holds, or a gradient the caller passed in; keep fresh results as they are
-                    shared = g._base is not None or id(g._data) in claimed
-                    leaf.grad = g.detach().clone() if shared else g.detach()
-                    claimed.add(id(leaf.grad._data))
+                    # .grad must not share memory with another leaf's .grad or with a
+                    # gradient the caller passed in: copy those, keep fresh results (and
+                    # views of them, such as a transposed weight gradient) as they are
+                    storage = id((g._base[0] if g._base is not None else g)._data)
+                    if storage in claimed:
+                        leaf.grad = g.detach().clone()
+                    else:
+                        leaf.grad = g.detach()
+                        claimed.add(storage)
             elif create_graph:
                 leaf.grad = leaf.grad + g
             else:
