@@ -1018,16 +1018,50 @@ class Tensor:
         view = replay_view(base, chain)
         self.requires_grad, self.grad_fn, self._output_nr = True, view.grad_fn, 0
 
+    def _arith_fast(self, op: str, other: Any, alpha: float = 1) -> bool:
+        """``self = op(self, other * alpha)`` as one in-place backend pass when autograd is
+        not involved and nothing needs converting; False when the general path must run."""
+        if _grad_enabled[0] and (self.requires_grad or getattr(other, "requires_grad", False)):
+            return False
+        backend = self.device.backend
+        if isinstance(other, Tensor):
+            if other.device is not self.device or other._data.dtype != self._data.dtype or (
+                    other.shape != self.shape and
+                    np.broadcast_shapes(self.shape, other.shape) != self.shape):
+                return False
+            src = other._data if alpha == 1 else backend.mul(other._data, alpha)
+        elif isinstance(other, (int, float)) and not isinstance(other, bool) and \
+                self.dtype.is_floating_point:
+            src = other * alpha
+        else:
+            return False
+        if op == "div" and not self.dtype.is_floating_point:
+            return False
+        try:
+            backend.binary_inplace(op, self._data, src)
+        except ValueError:  # read-only views: the general path gives the clear error
+            return False
+        self._version[0] += 1
+        return True
+
     def add_(self, other: Any, alpha: float = 1) -> "Tensor":
+        if self._arith_fast("add", other, alpha):
+            return self
         return self._inplace("add_", lambda s: s.add(other, alpha), (other,))
 
     def sub_(self, other: Any, alpha: float = 1) -> "Tensor":
+        if self._arith_fast("sub", other, alpha):
+            return self
         return self._inplace("sub_", lambda s: s.sub(other, alpha), (other,))
 
     def mul_(self, other: Any) -> "Tensor":
+        if self._arith_fast("mul", other):
+            return self
         return self._inplace("mul_", lambda s: s * other, (other,))
 
     def div_(self, other: Any) -> "Tensor":
+        if self._arith_fast("div", other):
+            return self
         return self._inplace("div_", lambda s: s / other, (other,))
 
     def pow_(self, exponent: Any) -> "Tensor":

@@ -158,6 +158,11 @@ class Backend:
         """Copy ``src`` (broadcast) into ``dst`` in place."""
         raise NotImplementedError
 
+    def binary_inplace(self, op: str, dst: Buffer, src: Buffer | float) -> None:
+        """``dst = op(dst, src)`` in place for op in add/sub/mul/div; ``src`` has dst's dtype
+        (or is a number) and broadcasts to dst's shape."""
+        raise NotImplementedError
+
     def pad(self, x: Buffer, pads: Sequence[tuple[int, int]], value: float) -> Buffer:
         """``x`` with ``pads[i] = (before, after)`` elements of ``value`` around axis i."""
         raise NotImplementedError

@@ -294,6 +294,11 @@ class CPUBackend(Backend):
     def assign(self, dst, src) -> None:
         np.copyto(dst, src, casting="unsafe")
 
+    def binary_inplace(self, op, dst, src) -> None:
+        if type(src) is not np.ndarray:
+            src = np.asarray(src, dtype=dst.dtype)  # weak Python numbers keep dst's dtype
+        _BINARY[op](dst, src, out=dst)
+
     def pad(self, x, pads, value) -> np.ndarray:
         return np.pad(x, pads, mode="constant", constant_values=value)
 
