@@ -32,6 +32,11 @@ def _shape_args(op: str, shape: Sequence[Any]) -> tuple[int, ...]:
     """Accept ``f(2, 3)`` and ``f((2, 3))`` like PyTorch; validate the sizes."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
+    for n in shape:
+        if type(n) is not int:
+            break
+    else:  # the common case: plain ints
+        return tuple(shape)
     out = []
     for n in shape:
         if isinstance(n, Tensor):
@@ -1182,7 +1187,12 @@ def _number(value: Any) -> Any:
 
 
 def _infer_shape(op: str, shape: tuple[int, ...], x: Tensor) -> tuple[int, ...]:
-    numel = x.numel()
+    numel = x._data.size
+    if -1 not in shape:
+        if math.prod(shape) != numel or min(shape, default=0) < 0:
+            raise RuntimeError(f"{op}: shape {shape} is invalid for input of size {numel} "
+                               f"(shape {x.shape})")
+        return shape
     if shape.count(-1) > 1:
         raise RuntimeError(f"{op}: only one dim can be -1, got {shape}")
     if -1 in shape:
