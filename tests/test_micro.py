@@ -6,7 +6,6 @@ import math
 import operator
 import random
 import sys
-import time
 import types
 
 import pytest
@@ -271,18 +270,15 @@ def test_neuron_784_inputs_matches_torch():
 # ----------------------------------------------------------------------------- deep graphs
 
 
-def test_100k_chain_backward_is_iterative_and_fast():
+def test_100k_chain_backward_is_iterative():
     n = 100_000
     x0 = Value(1.0)
     x = x0
     for _ in range(n):
         x = x * 1.0001 + 0.0  # 4 Values per step: 400,001 nodes, depth 200,000
-    start = time.perf_counter()
-    x.backward()
-    elapsed = time.perf_counter() - start
+    x.backward()  # a recursive topological sort would hit RecursionError here
     assert x.data == pytest.approx(1.0001**n, rel=1e-9)
     assert x0.grad == pytest.approx(1.0001**n, rel=1e-9)
-    assert elapsed < 10.0  # typically ~0.5 s; generous for slow CI machines
 
 
 def test_to_dot_deep_chain():
