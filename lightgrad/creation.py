@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import dtypes
-from .backends import available_devices, device as as_device, _devices
+from .backends import device as as_device, _devices
 from .tensor import Tensor, _shape_args
 
 
@@ -23,16 +23,6 @@ def _sizes(op: str, size: Any) -> tuple[int, ...]:
     if any(n < 0 for n in shape):
         raise RuntimeError(f"{op}: sizes must be non-negative, got {shape}")
     return shape
-
-
-def _finish(buf: Any, device: Any, requires_grad: bool) -> Tensor:
-    dev = as_device(device)
-    if dev.type != "cpu":
-        buf = dev.backend.from_numpy(buf)
-    t = Tensor._from_buffer(buf, dev)
-    if requires_grad:
-        t.requires_grad_(True)
-    return t
 
 
 def _infer_numpy(data: Any, op: str) -> np.ndarray:
@@ -74,7 +64,8 @@ def tensor(data: Any, dtype: Any = None, device: Any = None,
         arr = arr.astype(dtypes.as_dtype(dtype).np)
     else:
         dtypes.from_numpy_dtype(arr.dtype)
-    return _finish(arr, device, requires_grad)
+    dev = as_device(device)
+    return _on(dev, dev.backend.from_numpy(arr), requires_grad)
 
 
 def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
@@ -139,6 +130,7 @@ def full(size: Any, fill_value: Any, dtype: Any = None, device: Any = None,
 
 
 def _on(dev: Any, buf: Any, requires_grad: bool) -> Tensor:
+    """A tensor on ``dev`` around a buffer of that device's backend."""
     t = Tensor._from_buffer(buf, dev)
     if requires_grad:
         t.requires_grad_(True)
@@ -277,12 +269,9 @@ def manual_seed(seed: int) -> None:
     True
     """
     _random.seed(seed)
-    as_device("cpu").backend.seed(seed)
-    for name in available_devices():
-        if name != "cpu":
-            for dev in set(_devices.values()):
-                if dev.type == name:
-                    dev.backend.seed(seed)
+    backends = {id(dev.backend): dev.backend for dev in _devices.values()}  # devices in use
+    for backend in backends.values():
+        backend.seed(seed)
 
 
 def _random_tensor(op: str, size: tuple, dtype: Any, device: Any, requires_grad: bool) -> Any:
