@@ -106,7 +106,7 @@ class GetItem(Function):
 
     @staticmethod
     def forward(ctx, x, index, basic):
-        ctx.shape, ctx.dtype, ctx.index, ctx.basic = x.shape, x.dtype, index, basic
+        ctx.shape, ctx.index, ctx.basic = x.shape, index, basic
         buf = x.device.backend.getitem(x._data, index)
         return _view(x, buf, GetItem, index, basic) if basic else wrap(buf, x.device)
 
