@@ -359,76 +359,74 @@ class Tensor:
         self.register_hook(keep)
 
     # ------------------------------------------------------------------ elementwise
-    def _unary(self, name: str) -> "Tensor":
-        return getattr(elementwise, name).apply(self)
-
     def neg(self) -> "Tensor":
-        return self._unary("Neg")
+        return elementwise.Neg.apply(self)
 
     def abs(self) -> "Tensor":
-        return self._unary("Abs")
+        return elementwise.Abs.apply(self)
 
     def exp(self) -> "Tensor":
-        return self._unary("Exp")
+        return elementwise.Exp.apply(self)
 
     def log(self) -> "Tensor":
-        return self._unary("Log")
+        return elementwise.Log.apply(self)
 
     def sqrt(self) -> "Tensor":
-        return self._unary("Sqrt")
+        return elementwise.Sqrt.apply(self)
 
     def rsqrt(self) -> "Tensor":
-        return self._unary("Rsqrt")
+        return elementwise.Rsqrt.apply(self)
 
     def sin(self) -> "Tensor":
-        return self._unary("Sin")
+        return elementwise.Sin.apply(self)
 
     def cos(self) -> "Tensor":
-        return self._unary("Cos")
+        return elementwise.Cos.apply(self)
 
     def tanh(self) -> "Tensor":
-        return self._unary("Tanh")
+        return elementwise.Tanh.apply(self)
 
     def sigmoid(self) -> "Tensor":
-        return self._unary("Sigmoid")
+        return elementwise.Sigmoid.apply(self)
 
     def relu(self) -> "Tensor":
-        return self._unary("Relu")
+        return elementwise.Relu.apply(self)
 
     def gelu(self, approximate: str = "none") -> "Tensor":
         if approximate not in ("none", "tanh"):
             raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-        return self._unary("Gelu" if approximate == "none" else "GeluTanh")
+        fn = elementwise.Gelu if approximate == "none" else elementwise.GeluTanh
+        return fn.apply(self)
 
     def silu(self) -> "Tensor":
-        return self._unary("Silu")
+        return elementwise.Silu.apply(self)
 
     def softplus(self, beta: float = 1.0, threshold: float = 20.0) -> "Tensor":
         scaled = self * beta if beta != 1 else self
-        soft = scaled._unary("Softplus")
+        soft = elementwise.Softplus.apply(scaled)
         soft = soft / beta if beta != 1 else soft
         return self.where(scaled > threshold, soft) if threshold is not None else soft
 
     def erf(self) -> "Tensor":
-        return self._unary("Erf")
+        return elementwise.Erf.apply(self)
 
     def reciprocal(self) -> "Tensor":
-        return self._unary("Reciprocal")
+        return elementwise.Reciprocal.apply(self)
 
     def sign(self) -> "Tensor":
-        return self._unary("Sign")
+        return elementwise.Sign.apply(self)
 
     def floor(self) -> "Tensor":
-        return self._unary("Floor")
+        return elementwise.Floor.apply(self)
 
     def ceil(self) -> "Tensor":
-        return self._unary("Ceil")
+        return elementwise.Ceil.apply(self)
 
     def round(self) -> "Tensor":
-        return self._unary("Round")
+        return elementwise.Round.apply(self)
 
     def logical_not(self) -> "Tensor":
-        return self._unary("LogicalNot")
+        return elementwise.LogicalNot.apply(self)
 
     def square(self) -> "Tensor":
         return self * self
