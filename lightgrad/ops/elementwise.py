@@ -247,13 +247,7 @@ class _Binary(Function):
         x, y, dev, _ = binary_operands(cls.op, a, b)
         if ctx._record:
             _remember(ctx, a, b, cls.save)
-        try:
-            return wrap(getattr(dev.backend, cls.op)(x, y), dev)
-        except (ValueError, TypeError) as err:
-            check_broadcast(cls.op, a, b)  # raises the clear error when shapes don't fit
-            # e.g. bool - bool, or an integer to a negative integer power
-            raise type(err)(f"{cls.op}: not supported for {describe(a)} and {describe(b)}: "
-                            f"{err}") from None
+        return _run_binary(cls.op, dev, x, y, a, b)
 
     @staticmethod
     def _operands(ctx):
@@ -261,6 +255,18 @@ class _Binary(Function):
         sa, sb = ctx.saved_tensors
         na, nb = ctx.numbers
         return (na if sa is None else sa), (nb if sb is None else sb)
+
+
+def _run_binary(op, dev, x, y, a, b):
+    """The backend's ``op(x, y)`` on promoted operands, with errors that name the op and the
+    original operands ``a`` and ``b`` instead of NumPy's own messages."""
+    try:
+        return wrap(getattr(dev.backend, op)(x, y), dev)
+    except (ValueError, TypeError) as err:
+        check_broadcast(op, a, b)  # raises the clear error when shapes don't fit
+        # e.g. bool - bool, or an integer to a negative integer power
+        raise type(err)(f"{op}: not supported for {describe(a)} and {describe(b)}: "
+                        f"{err}") from None
 
 
 def _remember(ctx, a, b, save):
@@ -313,7 +319,7 @@ class Div(_Binary):
         if not res.is_floating_point:  # true division of integers gives floats
             x, y, dev, _ = binary_operands("div", _to_float(a), _to_float(b))
         _remember(ctx, a, b, True)
-        return wrap(dev.backend.div(x, y), dev)
+        return _run_binary("div", dev, x, y, a, b)
 
     @classmethod
     def backward(cls, ctx, g):
