@@ -1029,9 +1029,8 @@ class Tensor:
         backend = self.device.backend
         if isinstance(other, Tensor):
             if other.device is not self.device or other._data.dtype != self._data.dtype or (
-                    other.shape != self.shape and
-                    np.broadcast_shapes(self.shape, other.shape) != self.shape):
-                return False
+                    other.shape != self.shape and not _broadcasts_to(other.shape, self.shape)):
+                return False  # the general path converts, or raises the clear error
             src = other._data if alpha == 1 else backend.mul(other._data, alpha)
         elif isinstance(other, (int, float)) and not isinstance(other, bool) and \
                 self.dtype.is_floating_point:
@@ -1182,6 +1181,13 @@ def _number(value: Any) -> Any:
     if isinstance(value, (Number, np.generic)):
         return value.item() if hasattr(value, "item") else value
     raise TypeError(f"expected a number, got {type(value).__name__}")
+
+
+def _broadcasts_to(shape: tuple, target: tuple) -> bool:
+    """Whether ``shape`` broadcasts to exactly ``target``."""
+    if len(shape) > len(target):
+        return False
+    return all(n == 1 or n == t for n, t in zip(reversed(shape), reversed(target)))
 
 
 def _infer_shape(op: str, shape: tuple[int, ...], x: Tensor) -> tuple[int, ...]:

@@ -368,3 +368,13 @@ def test_error_messages_never_mention_numpy_internals():
             assert re.match(r"^[a-z_]+: ", str(err)), str(err)
         else:
             raise AssertionError("expected an error")
+
+
+def test_inplace_arithmetic_shape_mismatch_is_clear_outside_autograd():
+    x = lg.zeros(3)
+    for op in ("add_", "sub_", "mul_", "div_"):
+        with pytest.raises(RuntimeError, match=r"\(3,\) and \(4,\)"):
+            getattr(x, op)(lg.ones(4))
+    with pytest.raises(RuntimeError, match="in-place target has shape"):
+        x.add_(lg.ones(2, 3))  # broadcasts, but not to x's own shape
+    assert x.tolist() == [0.0, 0.0, 0.0]
