@@ -85,7 +85,8 @@ class TorchGPT(nn.Module):
                 caches: list[list] | None = None) -> tuple[torch.Tensor, Any]:
         T = idx.shape[1]
         start = caches[0][0].shape[2] if caches and caches[0] else 0
-        x = self.transformer.wte(idx) + self.transformer.wpe(torch.arange(start, start + T))
+        pos = torch.arange(start, start + T, device=idx.device)
+        x = self.transformer.wte(idx) + self.transformer.wpe(pos)
         for i, block in enumerate(self.transformer.h):
             x = block(x, caches[i] if caches is not None else None)
         logits = self.lm_head(self.transformer.ln_f(x))

@@ -8,7 +8,9 @@ tensor([2., 4., 6.])
 """
 from . import autograd  # noqa: I001  (autograd first: tensor.py imports from it)
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .backends import Device, available_devices, device
+from .backends import (
+    Device, available_devices, device, get_default_device, set_default_device,
+)
 from .dtypes import (
     DType, bfloat16, float16, float32, float64, get_default_dtype, int8, int16, int32,
     int64, promote_types, result_type, set_default_dtype, uint8,
@@ -37,3 +39,4 @@ long = int64
 int = int32  # noqa: A001
 
 from . import data, nn, optim  # noqa: E402  (after the core: they build on it)
+from . import cuda  # noqa: E402

@@ -410,7 +410,7 @@ def run_backward(tensors: Sequence[Any], grad_tensors: Sequence[Any], retain_gra
             elif create_graph:
                 leaf.grad = leaf.grad + g
             else:
-                leaf.grad._data = leaf.grad._data + g._data
+                leaf.grad._data = leaf.grad.device.backend.add(leaf.grad._data, g._data)
     finally:
         _grad_enabled[0] = prev_mode
     return results if inputs is not None else None
@@ -490,15 +490,17 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
 
 def _numerical_jacobian(fn: Callable, inputs: list, index: int, eps: float) -> np.ndarray:
     x = inputs[index]
-    flat = x._data.reshape(-1)
+    backend = x.device.backend
+    flat = backend.reshape(x._data, (x.numel(),))
+    values = backend.to_numpy(flat).copy()
     columns = []
-    for k in range(flat.size):
-        orig = flat[k]
-        flat[k] = orig + eps
+    for k in range(values.size):
+        orig = values[k]
+        backend.setitem(flat, (k,), orig + eps)
         plus = np.concatenate([o.detach().numpy().reshape(-1) for o in _outputs(fn(*inputs))])
-        flat[k] = orig - eps
+        backend.setitem(flat, (k,), orig - eps)
         minus = np.concatenate([o.detach().numpy().reshape(-1) for o in _outputs(fn(*inputs))])
-        flat[k] = orig
+        backend.setitem(flat, (k,), orig)
         columns.append((plus - minus) / (2 * eps))
     return np.stack(columns, axis=1)
 
@@ -536,7 +538,8 @@ def gradcheck(fn: Callable, inputs: Sequence[Any], eps: float = 1e-6, atol: floa
             for k in range(o.numel()):
                 seed = np.zeros(o.numel())
                 seed[k] = 1.0
-                g = Tensor._from_buffer(seed.reshape(o.shape).astype(o.dtype.np), o.device)
+                host = seed.reshape(o.shape).astype(o.dtype.np)
+                g = Tensor._from_buffer(o.device.backend.from_numpy(host), o.device)
                 got = grad(o, x, g, retain_graph=True, allow_unused=True)[0]
                 if got is not None:
                     analytical[row] = got.numpy().reshape(-1)

@@ -72,7 +72,8 @@ def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
     """Like ``tensor`` but returns ``data`` unchanged when it already is a fitting Tensor."""
     if isinstance(data, Tensor) and (dtype is None or dtypes.as_dtype(dtype) is data.dtype):
         return data if device is None else data.to(device)
-    if isinstance(data, np.ndarray) and dtype is None and device is None:
+    if isinstance(data, np.ndarray) and dtype is None and device is None \
+            and as_device(None).type == "cpu":
         return from_numpy(data)
     return tensor(data, dtype, device)
 
@@ -102,6 +103,9 @@ def from_dlpack(obj: Any) -> Tensor:
     if not hasattr(obj, "__dlpack__"):
         raise TypeError(f"from_dlpack: expected an object implementing __dlpack__ (a tensor "
                         f"or array), got {type(obj).__name__}")
+    if obj.__dlpack_device__()[0] != 1:  # a GPU array: share its device memory
+        dev = as_device("cuda")
+        return Tensor._from_buffer(dev.backend.import_dlpack(obj), dev)
     try:
         array = np.from_dlpack(obj)
     except (BufferError, RuntimeError, TypeError) as err:

@@ -96,7 +96,7 @@ def _validate(x: Tensor, idx: tuple) -> None:
                                  f"{dim}.. of a tensor of shape {x.shape}")
             dim += i.ndim
             continue
-        elif hasattr(i, "dtype") and i.size:
+        elif isinstance(i, np.ndarray) and i.size:  # device buffers: checked on the device
             size = x.shape[dim]
             hi, lo = int(i.max()), int(i.min())
             if hi >= size or lo < -size:

@@ -53,6 +53,7 @@ _factories: dict[str, Callable[[int | None], Backend]] = {}
 _devices: dict[str, Device] = {}
 cpu = Device("cpu", None, CPUBackend())
 _devices["cpu"] = cpu
+_default: Device = cpu
 
 
 def register_backend(device_type: str, factory: Callable[[int | None], Backend]) -> None:
@@ -69,7 +70,7 @@ def device(spec: "str | Device | None") -> Device:
     if isinstance(spec, Device):
         return spec
     if spec is None:
-        return cpu
+        return _default
     if not isinstance(spec, str):
         raise TypeError(f"device: expected a string such as 'cpu' or 'cuda:0', got "
                         f"{type(spec).__name__}")
@@ -85,7 +86,9 @@ def device(spec: "str | Device | None") -> Device:
     if kind not in _factories:
         raise RuntimeError(
             f"device: {spec!r} was requested but no CUDA backend is available here (it "
-            "needs an NVIDIA GPU and the CUDA backend); use device='cpu'")
+            "needs an NVIDIA GPU and CuPy: pip install 'lightgrad[cuda]'; or set "
+            "LIGHTGRAD_CUDA=emulate before importing lightgrad to run the CUDA kernels on the "
+            "CPU emulator); use device='cpu'")
     index = int(idx) if idx else 0
     key = f"{kind}:{index}"
     if key not in _devices:
@@ -106,3 +109,28 @@ def get_backend(spec: "str | Device") -> Backend:
 def available_devices() -> list[str]:
     """Device types usable in this process."""
     return ["cpu"] + sorted(_factories)
+
+
+def set_default_device(spec: "str | Device | None") -> None:
+    """The device creation functions use when given none (PyTorch's
+    ``torch.set_default_device``); None means the CPU.
+
+    >>> set_default_device("cpu"); get_default_device()
+    device(type='cpu')
+    """
+    global _default
+    _default = cpu if spec is None else device(spec)
+
+
+def get_default_device() -> Device:
+    """The device creation functions use when given none."""
+    return _default
+
+
+def _register_cuda() -> None:
+    from . import cuda
+    if cuda.is_available():
+        register_backend("cuda", cuda.make_backend)
+
+
+_register_cuda()

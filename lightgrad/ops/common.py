@@ -49,13 +49,13 @@ def binary_operands(op: str, a: Any, b: Any) -> tuple[Any, Any, Any, dtypes.DTyp
             if a._data.dtype == b._data.dtype:
                 return a._data, b._data, dev, a.dtype
             res = dtypes.result_type(a, b)
-            return _cast(a._data, res), _cast(b._data, res), dev, res
+            return _cast(a, res), _cast(b, res), dev, res
         check_scalar(op, b)
         res = dtypes.result_type(a, b)
-        return _cast(a._data, res), _scalar(b, res), dev, res
+        return _cast(a, res), _scalar(b, res), dev, res
     check_scalar(op, a)
     res = dtypes.result_type(a, b)
-    return _scalar(a, res), _cast(b._data, res), b.device, res
+    return _scalar(a, res), _cast(b, res), b.device, res
 
 
 def check_broadcast(op: str, *operands: Any) -> None:
@@ -68,8 +68,9 @@ def check_broadcast(op: str, *operands: Any) -> None:
         raise RuntimeError(f"{op}: shapes {shown} cannot be broadcast together") from None
 
 
-def _cast(buf: Any, dtype: dtypes.DType) -> Any:
-    return buf if buf.dtype == dtype.np else buf.astype(dtype.np)
+def _cast(t: Tensor, dtype: dtypes.DType) -> Any:
+    buf = t._data
+    return buf if buf.dtype == dtype.np else t.device.backend.astype(buf, dtype.np)
 
 
 def _scalar(value: Any, dtype: dtypes.DType) -> Any:
@@ -84,7 +85,7 @@ def float_input(x: Tensor) -> Any:
     buf = x._data
     if buf.dtype in dtypes.FLOAT_NUMPY_DTYPES:
         return buf
-    return buf.astype(dtypes.get_default_dtype().np)
+    return x.device.backend.astype(buf, dtypes.get_default_dtype().np)
 
 
 def norm_dim(op: str, dim: int, ndim: int, shape: Any = None) -> int:

@@ -470,7 +470,8 @@ class Clamp(Function):
         ctx.save_for_backward(x)
         ctx.low, ctx.high = low, high
         res = dtypes.result_type(x, *(v for v in (low, high) if v is not None))
-        buf = x._data if res is x.dtype else x._data.astype(res.np)  # int with float bounds
+        # int with float bounds
+        buf = x._data if res is x.dtype else x.device.backend.astype(x._data, res.np)
         return wrap(x.device.backend.clamp(buf, low, high), x.device)
 
     @staticmethod

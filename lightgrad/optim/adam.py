@@ -8,7 +8,8 @@ Per parameter at step ``t`` (``g`` the gradient, negated when ``maximize``)::
     v_hat = max(v_hat, v) if amsgrad else v
     p = p - lr / (1 - beta1**t) * m / (sqrt(v_hat) / sqrt(1 - beta2**t) + eps)
 
-Without amsgrad the whole update is one fused backend primitive, ``adamw_step``.
+Without amsgrad the whole update is one fused backend primitive, ``adamw_step``; on a
+backend with ``adamw_step_multi`` (CUDA) a parameter group is updated by one launch.
 
 >>> import lightgrad as lg
 >>> w = lg.tensor([1.0, -1.0], requires_grad=True)
@@ -53,8 +54,11 @@ class Adam(Optimizer):
                                       weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize))
 
-    def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any],
-                group: dict[str, Any]) -> None:
+    def _prepare(self, param: Tensor, grad: Tensor, state: dict[str, Any],
+                 group: dict[str, Any]) -> tuple[Tensor, float]:
+        """Start the step of one parameter: create its state, count the step, and return
+        the gradient to use (negated for ``maximize``, plus L2 decay for Adam) and the
+        decoupled weight decay left for the update."""
         if not state:
             state["step"] = 0
             state["exp_avg"] = zeros_like(param)
@@ -62,12 +66,17 @@ class Adam(Optimizer):
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = zeros_like(param)
         state["step"] += 1
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         decay = group["weight_decay"]
         if group["maximize"]:
             grad = -grad
         if decay != 0 and not self.decoupled_weight_decay:
             grad, decay = grad.add(param, alpha=decay), 0.0
+        return grad, decay
+
+    def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any],
+                group: dict[str, Any]) -> None:
+        grad, decay = self._prepare(param, grad, state, group)
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         if not group["amsgrad"]:
             param.device.backend.adamw_step(
                 param._data, grad._data, state["exp_avg"]._data, state["exp_avg_sq"]._data,
@@ -75,6 +84,33 @@ class Adam(Optimizer):
             param._version[0] += 1
             return
         self._amsgrad_update(param, grad, state, lr, beta1, beta2, eps, decay)
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        """The whole group in one ``adamw_step_multi`` launch per step count when the
+        backend has that primitive and the parameters share a device and dtype (and
+        amsgrad is off); else one ``adamw_step`` per parameter."""
+        params = [p for p in group["params"] if p.grad is not None]
+        backend = params[0].device.backend if params else None
+        if (group["amsgrad"] or not params or
+                not hasattr(backend, "adamw_step_multi") or
+                any(p.device != params[0].device or p.dtype is not params[0].dtype or
+                    p.grad.dtype is not p.dtype for p in params)):
+            super()._step_group(group)
+            return
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        by_step: dict[tuple, list] = {}
+        for p in params:
+            state = self.state[p]
+            grad, decay = self._prepare(p, p.grad.detach(), state, group)
+            by_step.setdefault((state["step"], decay), []).append((p, grad, state))
+        for (step, decay), members in by_step.items():
+            backend.adamw_step_multi(
+                [p._data for p, _, _ in members], [g._data for _, g, _ in members],
+                [s["exp_avg"]._data for _, _, s in members],
+                [s["exp_avg_sq"]._data for _, _, s in members],
+                lr, beta1, beta2, eps, decay, step)
+            for p, _, _ in members:
+                p._version[0] += 1
 
     @staticmethod
     def _amsgrad_update(param: Tensor, grad: Tensor, state: dict[str, Any], lr: float,

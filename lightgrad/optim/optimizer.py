@@ -120,10 +120,15 @@ class Optimizer:
                 loss = closure()
         with no_grad():
             for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        self._update(p, p.grad.detach(), self.state[p], group)
+                self._step_group(group)
         return loss
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        """Update the parameters of one group that have a gradient (one ``_update`` each;
+        optimizers with a multi-tensor kernel override this)."""
+        for p in group["params"]:
+            if p.grad is not None:
+                self._update(p, p.grad.detach(), self.state[p], group)
 
     def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any],
                 group: dict[str, Any]) -> None:

@@ -5,7 +5,9 @@ Fashion-MNIST in ``--data DIR``. The run directory (``--out``) holds ``ckpt.safe
 (model, optimizer, config, epoch, history; rewritten atomically after every epoch) and
 ``curves.png`` (loss and test accuracy). Epoch ``e`` shuffles with a generator seeded by
 ``(seed, e)`` and reseeds dropout, so ``--resume`` continues exactly where an uninterrupted
-run would be.
+run would be. With ``--device cuda`` the model is built on the CPU, moved to the GPU, and
+each batch follows it there (the data set stays in host memory, as with PyTorch's loaders);
+checkpoints hold CPU tensors and resume on any device.
 
 >>> from lightgrad.train.classifier import lr_at
 >>> lr_at(0, 100, 0.1, "cosine"), lr_at(50, 100, 0.1, "cosine"), lr_at(50, 100, 0.1, "constant")
@@ -28,7 +30,9 @@ from lightgrad.data import MNIST, DataLoader, Digits, TensorDataset
 from lightgrad.models.cnn import LeNet
 from lightgrad.models.mlp import MLP
 from lightgrad.nn import functional as F
-from lightgrad.train.common import Progress, save_curves
+from lightgrad.train.common import (
+    Progress, add_device_argument, model_device, resolve_device, save_curves,
+)
 
 CHECKPOINT = "ckpt.safetensors"
 PLOT = "curves.png"
@@ -177,11 +181,14 @@ def lr_at(step: int, total: int, base_lr: float, schedule: str) -> float:
 @lg.no_grad()
 def evaluate(model: nn.Module, x: lg.Tensor, y: lg.Tensor,
              batch_size: int = 1000) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` on ``(x, y)``, in eval mode."""
+    """Mean cross-entropy and accuracy of ``model`` on ``(x, y)``, in eval mode (batches
+    move to the model's device)."""
     model.eval()
+    device = model_device(model)
     loss_sum, correct = 0.0, 0
     for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        xb = x[start:start + batch_size].to(device)
+        yb = y[start:start + batch_size].to(device)
         logits = model(xb)
         loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
         correct += int((logits.argmax(1) == yb).sum().item())
@@ -259,6 +266,7 @@ def add_arguments(parser: argparse.ArgumentParser, model: str) -> None:
       help=f"run directory for the checkpoint and the plot (default: runs/{model})")
     a("--resume", action="store_true",
       help="continue from the checkpoint in --out up to --epochs epochs in total")
+    add_device_argument(parser)
     parser.set_defaults(model=model)
 
 
@@ -279,6 +287,7 @@ def train(args: argparse.Namespace, log: Callable[[str], Any] = print) -> dict[s
     """Run ``lightgrad train mlp|cnn``; returns the final test accuracy and loss, the
     history and the run directory."""
     cmd = f"train {args.model}"
+    device = resolve_device(getattr(args, "device", "cpu"), cmd)
     out: Path = args.out
     ckpt_path = out / CHECKPOINT
     if args.resume and not ckpt_path.is_file():
@@ -288,7 +297,7 @@ def train(args: argparse.Namespace, log: Callable[[str], Any] = print) -> dict[s
         args.epochs = EPOCHS["digits" if args.data is None else "idx"]
     config = model_config(args, data)
     lg.manual_seed(args.seed)
-    model = build_model(config)
+    model = build_model(config).to(device)  # initialised on the CPU, then moved
     opt = build_optimizer(args.optimizer, list(model.parameters()), args.lr,
                           args.weight_decay, args.momentum)
     start_epoch = 0
@@ -314,8 +323,8 @@ def train(args: argparse.Namespace, log: Callable[[str], Any] = print) -> dict[s
     log(f"data: {data.source}: {len(train_x):,} train / {len(test_x):,} test images of "
         f"shape {tuple(data.train_x.shape[1:])}")
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"model: {type(model).__name__}, {n_params:,} parameters; optimizer {args.optimizer}, "
-        f"lr {args.lr:g} ({args.schedule}), batch {args.batch_size}")
+    log(f"model: {type(model).__name__}, {n_params:,} parameters on {device}; optimizer "
+        f"{args.optimizer}, lr {args.lr:g} ({args.schedule}), batch {args.batch_size}")
     if start_epoch >= args.epochs:
         log(f"the checkpoint already holds {start_epoch} epochs (--epochs {args.epochs}); "
             "nothing to train")
@@ -357,8 +366,10 @@ def _train_epoch(model: nn.Module, opt: optim.Optimizer, dataset: TensorDataset,
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True,
                         generator=np.random.default_rng([args.seed, epoch]))
     model.train()
+    device = model_device(model)
     start, seen = time.perf_counter(), 0
     for i, (x, y) in enumerate(loader):
+        x, y = x.to(device), y.to(device)
         step = epoch * steps_per_epoch + i
         for group in opt.param_groups:
             group["lr"] = lr_at(step, total, args.lr, args.schedule)

@@ -5,11 +5,13 @@
 """
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 
 def warmup_cosine_lr(it: int, base_lr: float, min_lr: float, warmup: int, total: int) -> float:
@@ -20,6 +22,45 @@ def warmup_cosine_lr(it: int, base_lr: float, min_lr: float, warmup: int, total:
         return min_lr
     progress = (it - warmup) / max(1, total - warmup)
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (base_lr - min_lr)
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--device`` option every training and sampling command shares."""
+    parser.add_argument(
+        "--device", default="cpu",
+        help="where the model runs: cpu (default), cuda or cuda:N (an NVIDIA GPU with CuPy, "
+             "or the CPU emulator with LIGHTGRAD_CUDA=emulate)")
+
+
+def resolve_device(spec: str, cmd: str) -> Any:
+    """The lightgrad device named by ``--device``; a ValueError that says what to install
+    when it is not usable here."""
+    import lightgrad as lg
+    try:
+        return lg.device(spec)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise ValueError(f"{cmd} --device {spec}: {err}") from None
+
+
+def model_device(model: Any) -> Any:
+    """The device of a module's parameters (the CPU for a module without any)."""
+    import lightgrad as lg
+    first = next(iter(model.parameters()), None)
+    return lg.device("cpu") if first is None else first.device
+
+
+@contextmanager
+def default_device(dev: Any) -> Iterator[None]:
+    """Make ``dev`` the device creation functions use when given none, for the duration
+    (``with torch.device(dev):`` in PyTorch), so that tensors a model makes on the fly
+    (a KV cache, a mask) land beside its weights."""
+    import lightgrad as lg
+    previous = lg.get_default_device()
+    lg.set_default_device(dev)
+    try:
+        yield
+    finally:
+        lg.set_default_device(previous)
 
 
 class Progress:

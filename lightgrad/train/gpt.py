@@ -3,6 +3,9 @@
 The run directory holds ``ckpt.safetensors`` (model, optimizer, config, progress),
 ``tokenizer/`` and ``loss.png``. Batches are drawn from a generator seeded by
 ``(seed, iteration)``, so a resumed run sees exactly the batches an uninterrupted run would.
+With ``--device cuda`` the model is built on the CPU (the same initial weights as a CPU
+run), moved to the GPU, and each batch follows it there; checkpoints always hold CPU
+tensors, so a run saved on one device resumes or samples on any other.
 
 >>> from lightgrad.train.gpt import default_corpus
 >>> len(default_corpus(20_000)) >= 20_000
@@ -24,7 +27,10 @@ import numpy as np
 import lightgrad as lg
 from lightgrad.models.gpt import GPT, PRESETS, GPTConfig
 from lightgrad.models.tokenizer import BPETokenizer, CharTokenizer
-from lightgrad.train.common import Progress, save_curves, warmup_cosine_lr
+from lightgrad.train.common import (
+    Progress, add_device_argument, default_device, model_device, resolve_device, save_curves,
+    warmup_cosine_lr,
+)
 
 CHECKPOINT = "ckpt.safetensors"
 
@@ -115,11 +121,13 @@ def split_ids(ids: list[int], block_size: int) -> Splits:
 
 
 def get_batch(data: np.ndarray, batch_size: int, block_size: int,
-              rng: np.random.Generator) -> tuple[lg.Tensor, lg.Tensor]:
-    """Random windows of ``block_size`` tokens and the same windows shifted by one."""
+              rng: np.random.Generator, device: Any = "cpu") -> tuple[lg.Tensor, lg.Tensor]:
+    """Random windows of ``block_size`` tokens and the same windows shifted by one, on
+    ``device``."""
     starts = rng.integers(0, len(data) - block_size - 1, batch_size)
     windows = np.stack([data[s:s + block_size + 1] for s in starts])
-    return lg.from_numpy(windows[:, :-1].copy()), lg.from_numpy(windows[:, 1:].copy())
+    x, y = lg.from_numpy(windows[:, :-1].copy()), lg.from_numpy(windows[:, 1:].copy())
+    return x.to(device), y.to(device)
 
 
 @lg.no_grad()
@@ -128,10 +136,12 @@ def estimate_loss(model: GPT, splits: Splits, batch_size: int, iters: int,
     """Mean loss over ``iters`` fixed batches of each split (model in eval mode)."""
     model.eval()
     out = {}
+    device = model_device(model)
     for name in ("train", "val"):
         rng = np.random.default_rng([seed, 999_983, len(name)])
         data = getattr(splits, name)
-        losses = [model(*get_batch(data, batch_size, model.config.block_size, rng))[1].item()
+        losses = [model(*get_batch(data, batch_size, model.config.block_size, rng,
+                                   device))[1].item()
                   for _ in range(iters)]
         out[name] = float(np.mean(losses))
     model.train()
@@ -170,6 +180,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--resume", action="store_true", help="continue from the checkpoint in --out")
     a("--seed", type=int, default=1337, help="random seed (default: 1337)")
     a("--sample-chars", type=int, default=300, help="tokens to sample at the end")
+    add_device_argument(parser)
 
 
 def _config_for(args: argparse.Namespace, vocab_size: int) -> GPTConfig:
@@ -188,7 +199,8 @@ def _check_resume(saved: dict[str, Any], config: GPTConfig, path: Path) -> None:
 
 def train(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     """Run ``lightgrad train gpt``; returns the final losses and the run directory."""
-    lg.manual_seed(args.seed)
+    device = resolve_device(getattr(args, "device", "cpu"), "train gpt")
+    lg.manual_seed(args.seed)  # after the device exists: it seeds every device in use
     out: Path = args.out
     ckpt_path = out / CHECKPOINT
     if args.resume:
@@ -203,7 +215,7 @@ def train(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         tok = build_tokenizer(args.tokenizer, text, args.bpe_vocab_size)
     config = _config_for(args, tok.vocab_size)
     splits = split_ids(tok.encode(text), config.block_size)
-    model = GPT(config)
+    model = GPT(config).to(device)  # initialised on the CPU: the same weights on any device
     opt = model.configure_optimizers(args.weight_decay, args.lr, (0.9, 0.99))
     start_iter, history = 0, {"train": [], "val": [], "step": []}
     if args.resume:
@@ -219,7 +231,7 @@ def train(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         f"{len(splits.val):,} val tokens, vocab {tok.vocab_size}")
     log(f"model: {args.preset} ({config.n_layer} layers, {config.n_head} heads, width "
         f"{config.n_embd}, context {config.block_size}), "
-        f"{model.num_parameters() / 1e6:.2f}M parameters")
+        f"{model.num_parameters() / 1e6:.2f}M parameters, on {device}")
     losses: dict[str, float] = {}
     bar = Progress(args.max_iters, initial=start_iter, desc="train gpt")
     tokens_per_step = args.batch_size * config.block_size
@@ -229,7 +241,7 @@ def train(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         for group in opt.param_groups:
             group["lr"] = lr
         rng = np.random.default_rng([args.seed, it])
-        x, y = get_batch(splits.train, args.batch_size, config.block_size, rng)
+        x, y = get_batch(splits.train, args.batch_size, config.block_size, rng, device)
         _, loss = model(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -264,11 +276,14 @@ def train(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
 
 def sample_text(model: GPT, tok: Any, prompt: str, n: int, temperature: float = 0.8,
                 top_k: int | None = None, top_p: float | None = None) -> str:
-    """Continue ``prompt`` by ``n`` tokens (the context slides past block_size)."""
+    """Continue ``prompt`` by ``n`` tokens (the context slides past block_size), on the
+    model's device."""
     ids = tok.encode(prompt) or [0]
-    idx = lg.tensor([ids], dtype=lg.int64)
-    out = model.generate(idx, n, temperature=temperature, top_k=top_k, top_p=top_p,
-                         crop=True)
+    device = model_device(model)
+    idx = lg.tensor([ids], dtype=lg.int64, device=device)
+    with default_device(device):  # the KV cache and masks generate() makes go there too
+        out = model.generate(idx, n, temperature=temperature, top_k=top_k, top_p=top_p,
+                             crop=True)
     return tok.decode(out[0].tolist())
 
 
@@ -286,10 +301,12 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     a("--top-k", type=int, default=None, help="sample from the k most likely tokens")
     a("--top-p", type=float, default=None, help="nucleus sampling probability mass")
     a("--seed", type=int, default=None, help="random seed for reproducible samples")
+    add_device_argument(parser)
 
 
-def load_run(path: Path) -> tuple[GPT, Any]:
-    """The model and tokenizer of a run directory (or of its checkpoint file)."""
+def load_run(path: Path, device: Any = "cpu") -> tuple[GPT, Any]:
+    """The model (on ``device``) and tokenizer of a run directory (or of its checkpoint
+    file)."""
     directory = path if path.is_dir() else path.parent
     ckpt = path if path.is_file() else path / CHECKPOINT
     if not ckpt.is_file():
@@ -298,15 +315,17 @@ def load_run(path: Path) -> tuple[GPT, Any]:
     state = lg.load(ckpt)
     model = GPT(GPTConfig.from_dict(json.loads(state["config"])))
     model.load_state_dict(state["model"])
+    model.to(device)
     model.eval()
     return model, load_tokenizer(directory / "tokenizer")
 
 
 def sample(args: argparse.Namespace) -> str:
     """Run ``lightgrad sample``; prints and returns the text."""
+    device = resolve_device(getattr(args, "device", "cpu"), "sample")
     if args.seed is not None:
         lg.manual_seed(args.seed)
-    model, tok = load_run(args.checkpoint)
+    model, tok = load_run(args.checkpoint, device)
     text = sample_text(model, tok, args.prompt, args.num_tokens, args.temperature, args.top_k,
                        args.top_p)
     sys.stdout.write(text + "\n")

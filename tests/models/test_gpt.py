@@ -145,9 +145,13 @@ def test_training_step_matches_pytorch(dtype, rtol, atol):
                                        err_msg=f"gradient of {name}, step {step}")
         opt.step()
         topt.step()
+        # Adam divides by |grad|: a gradient near zero with float32 rounding noise moves its
+        # parameter by a visible fraction of lr, so parameters are compared to 1% of a step.
+        step_atol = atol if dtype == "float64" else 1e-2 * 1e-2
         for name, p in params.items():
             np.testing.assert_allclose(p.detach().numpy(), tparams[name].detach().numpy(),
-                                       rtol=rtol, atol=atol, err_msg=f"{name} after step {step}")
+                                       rtol=rtol, atol=step_atol,
+                                       err_msg=f"{name} after step {step}")
 
 
 def test_no_bias_config_matches_pytorch():

@@ -1,0 +1,126 @@
+"""Views and basic indexing: reshape, permute, expand, slicing (no kernels: new strides)."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .array import DeviceArray, broadcast_strides
+
+
+def _view_strides(shape: tuple, strides: tuple, new_shape: tuple) -> tuple | None:
+    """Strides that read ``new_shape`` from the same memory in row-major order, or None
+    when the layout can't be reshaped without a copy (NumPy's rule)."""
+    old = [(n, s) for n, s in zip(shape, strides) if n != 1]
+    out: list[int] = []
+    i = 0
+    for n in new_shape:
+        if n == 1:
+            out.append(0)
+            continue
+        if i >= len(old):
+            return None
+        size, stride = old[i]
+        if size == n:
+            out.append(stride)
+            i += 1
+        elif size % n == 0:  # split an old axis
+            old[i] = (size // n, stride)
+            out.append(stride * (size // n))
+        else:  # merge old axes that are contiguous with each other
+            total, inner_stride = size, stride
+            j = i + 1
+            while total < n and j < len(old) and old[j - 1][1] == old[j][0] * old[j][1]:
+                total *= old[j][0]
+                inner_stride = old[j][1]
+                j += 1
+            if total != n:
+                return None
+            out.append(inner_stride)
+            i = j
+    return tuple(out)
+
+
+def _resolve_shape(shape: tuple, size: int, op: str) -> tuple:
+    shape = tuple(int(s) for s in shape)
+    if -1 in shape:
+        known = math.prod(s for s in shape if s != -1)
+        shape = tuple(size // known if s == -1 and known else s for s in shape)
+    if math.prod(shape) != size:
+        raise ValueError(f"{op}: can't reshape {size} elements to {shape}")
+    return shape
+
+
+class ViewOps:
+    """reshape, permute, expand, getitem/setitem with basic indices."""
+
+    def reshape(self, x, shape) -> DeviceArray:
+        shape = _resolve_shape(tuple(shape), x.size, "reshape")
+        if x.is_contiguous:
+            return x.view(shape, self.strides_of(shape))
+        strides = _view_strides(x.shape, x.strides, shape)
+        if strides is None:
+            return self.copy(x).view(shape, self.strides_of(shape))
+        return x.view(shape, strides)
+
+    def permute(self, x, axes) -> DeviceArray:
+        axes = tuple(axes)
+        return x.view(tuple(x.shape[a] for a in axes), tuple(x.strides[a] for a in axes))
+
+    def expand(self, x, shape) -> DeviceArray:
+        shape, strides = broadcast_strides(x, tuple(shape))
+        return x.view(shape, strides)
+
+    def basic_view(self, x: DeviceArray, index: tuple) -> DeviceArray | None:
+        """The view ``x[index]`` for ints, slices, None and Ellipsis; None if the index has
+        arrays (advanced indexing)."""
+        if any(isinstance(i, (DeviceArray, np.ndarray, list)) for i in index):
+            return None
+        used = sum(1 for i in index if i is not None and i is not Ellipsis)
+        if used > x.ndim:
+            raise IndexError(f"too many indices: {used} for a tensor of {x.ndim} dims")
+        if Ellipsis in index:
+            at = index.index(Ellipsis)
+            index = index[:at] + (slice(None),) * (x.ndim - used) + index[at + 1:]
+        index = index + (slice(None),) * (x.ndim - sum(1 for i in index if i is not None))
+        shape, strides, offset, axis = [], [], 0, 0
+        for item in index:
+            if item is None:
+                shape.append(1)
+                strides.append(0)
+                continue
+            n, s = x.shape[axis], x.strides[axis]
+            if isinstance(item, slice):
+                start, stop, step = item.indices(n)
+                count = len(range(start, stop, step))
+                shape.append(count)
+                strides.append(s * step)
+                offset += start * s if count else 0
+            else:
+                i = int(item)
+                if not -n <= i < n:
+                    raise IndexError(f"index {i} is out of bounds for dimension {axis} with "
+                                     f"size {n}")
+                offset += (i % n) * s
+            axis += 1
+        return x.view(tuple(shape), tuple(strides), offset)
+
+    def getitem(self, x, index) -> DeviceArray:
+        view = self.basic_view(x, tuple(index))
+        if view is not None:
+            return view
+        return self.advanced_getitem(x, tuple(index))
+
+    def setitem(self, x, index, value) -> None:
+        view = self.basic_view(x, tuple(index))
+        if view is None:
+            self.advanced_setitem(x, tuple(index), value)
+            return
+        if isinstance(value, np.ndarray) and value.ndim:
+            value = self.from_numpy(value)
+        self.assign(view, value if isinstance(value, DeviceArray) else _host_value(value))
+
+
+def _host_value(value: Any) -> Any:
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
