@@ -14,9 +14,6 @@
 // block finds the tensor of its chunk by binary search in a table of first chunks.
 #include "prelude.cuh"
 
-#define NN_FLOAT_TYPES(X) \
-    X(f32, float, float) X(f64, double, double) X(f16, lg_half, float) X(bf16, lg_bf16, float)
-
 // The step's constants, rounded once to the compute type as NumPy rounds Python floats.
 template <class A>
 struct AdamConstants {
@@ -101,4 +98,4 @@ __device__ void adamw_multi(int n, const i64* table, i64 chunk, double decay, do
                                                double step_size) {                           \
         adamw_multi<T>(n, table, chunk, decay, beta1, beta2, bias2_sqrt, eps, step_size);    \
     }
-NN_FLOAT_TYPES(ADAMW_KERNELS)
+LG_NN_FLOAT_TYPES(ADAMW_KERNELS)

@@ -17,9 +17,6 @@
 // at the end out = O / l and logsumexp = m + log(l).
 #include "prelude.cuh"
 
-#define NN_FLOAT_TYPES(X) \
-    X(f32, float, float) X(f64, double, double) X(f16, lg_half, float) X(bf16, lg_bf16, float)
-
 template <class A>
 __device__ __forceinline__ A warp_allmax(A v) {
     for (int offset = 16; offset > 0; offset >>= 1)
@@ -296,4 +293,4 @@ __device__ void flash_attention(i64 B, i64 L, i64 S, int E, int Ev, const T* q, 
         flash_attention<T>(B, L, S_, E, Ev, q, qb, q_rs, q_cs, k, kb, k_rs, k_cs, v, vb,     \
                            v_rs, v_cs, scale, causal, BM, BN, out, lse);                     \
     }
-NN_FLOAT_TYPES(ATTENTION_KERNELS)
+LG_NN_FLOAT_TYPES(ATTENTION_KERNELS)

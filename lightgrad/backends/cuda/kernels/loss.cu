@@ -9,68 +9,6 @@
 // (p * Q - q) * scale. Half types are stored in 16 bits and computed in float.
 #include "prelude.cuh"
 
-#define NN_FLOAT_TYPES(X) \
-    X(f32, float, float) X(f64, double, double) X(f16, lg_half, float) X(bf16, lg_bf16, float)
-
-template <class A>
-__device__ __forceinline__ A rescale(A s, A m, A m_new) {
-    return s == A(0) ? A(0) : s * lg_exp(m - m_new);
-}
-
-// Fold x into a running (max, sum of exp) pair; -inf adds nothing.
-template <class A>
-__device__ __forceinline__ void online_push(A& m, A& s, A x) {
-    A m_new = lg_max(m, x);
-    s = rescale(s, m, m_new) + (x == -lg_highest<A>() ? A(0) : lg_exp(x - m_new));
-    m = m_new;
-}
-
-template <class A>
-__device__ __forceinline__ void online_merge(A& m, A& s, A m2, A s2) {
-    A m_new = lg_max(m, m2);
-    s = rescale(s, m, m_new) + rescale(s2, m2, m_new);
-    m = m_new;
-}
-
-// The threads of a row (a warp when blockDim.y > 1, else the block) merge their pairs.
-template <class A>
-__device__ void row_merge(A& m, A& s, A* scratch_m, A* scratch_s) {
-    for (int offset = 16; offset > 0; offset >>= 1) {
-        A m2 = __shfl_xor_sync(0xffffffffu, m, offset);
-        A s2 = __shfl_xor_sync(0xffffffffu, s, offset);
-        online_merge(m, s, m2, s2);
-    }
-    if (blockDim.y > 1) return;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-    __syncthreads();
-    if (lane == 0) {
-        scratch_m[warp] = m;
-        scratch_s[warp] = s;
-    }
-    __syncthreads();
-    m = -lg_highest<A>();
-    s = A(0);
-    for (int w = 0; w < nwarps; ++w) online_merge(m, s, scratch_m[w], scratch_s[w]);
-}
-
-// Sum over the threads of a row, returned to each of them.
-template <class A>
-__device__ A row_sum(A v, A* scratch) {
-    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-    if (blockDim.y > 1) return v;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-    __syncthreads();
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    A total = A(0);
-    for (int w = 0; w < nwarps; ++w) total += scratch[w];
-    return total;
-}
-
-#define LG_ROWS(r, M)                                                                   \
-    for (i64 r = i64(blockIdx.x) * blockDim.y + threadIdx.y; r < (M);                   \
-         r += i64(gridDim.x) * blockDim.y)
-
 // The weighted, smoothed class-probability target q of class k.
 template <class T, class A>
 __device__ __forceinline__ A soft_target(const T* soft, lg_layout lt, const T* weight, i64 r,
@@ -91,8 +29,8 @@ __device__ void cross_entropy(i64 M, i64 C, const T* x, lg_layout lx, const i64*
     LG_ROWS(r, M) {
         A m = -lg_highest<A>(), s = A(0);
         for (i64 k = threadIdx.x; k < C; k += blockDim.x)
-            online_push(m, s, A(x[lg_offset(lx, r * C + k)]));
-        row_merge(m, s, scratch_m, scratch_s);
+            lg_online_push(m, s, A(x[lg_offset(lx, r * C + k)]));
+        lg_row_merge(m, s, scratch_m, scratch_s);
         A log_s = lg_log(s);
         // soft targets: sum(q * log p); index targets with smoothing: sum(w * log p)
         A dot = A(0);
@@ -102,7 +40,7 @@ __device__ void cross_entropy(i64 M, i64 C, const T* x, lg_layout lx, const i64*
             if (soft) dot += soft_target(soft, lt, weight, r, k, C, smoothing) * logp;
             else if (smoothing != A(0)) dot += weight ? logp * A(weight[k]) : logp;
         }
-        if (soft || smoothing != A(0)) dot = row_sum(dot, scratch_m);
+        if (soft || smoothing != A(0)) dot = lg_row_sum(dot, scratch_m);
         if (threadIdx.x == 0) {
             if (soft) {
                 loss[r] = T(-dot);
@@ -138,7 +76,7 @@ __device__ void cross_entropy_backward(i64 M, i64 C, const T* probs, lg_layout l
             A q_sum = A(0);
             for (i64 k = threadIdx.x; k < C; k += blockDim.x)
                 q_sum += soft_target(soft, lt, weight, r, k, C, eps);
-            q_sum = row_sum(q_sum, scratch);
+            q_sum = lg_row_sum(q_sum, scratch);
             for (i64 k = threadIdx.x; k < C; k += blockDim.x) {
                 A q = soft_target(soft, lt, weight, r, k, C, eps);
                 gx[r * C + k] = T((A(probs[lg_offset(lp, r * C + k)]) * q_sum - q) * row_scale);
@@ -148,7 +86,7 @@ __device__ void cross_entropy_backward(i64 M, i64 C, const T* probs, lg_layout l
             if (weight && eps != A(0)) {
                 A part = A(0);
                 for (i64 k = threadIdx.x; k < C; k += blockDim.x) part += A(weight[k]);
-                w_sum = row_sum(part, scratch);
+                w_sum = lg_row_sum(part, scratch);
             }
             i64 t = target[lg_offset(lt, r)];
             bool valid = t != ignore_index;
@@ -182,4 +120,4 @@ __device__ void cross_entropy_backward(i64 M, i64 C, const T* probs, lg_layout l
         cross_entropy_backward<T>(M, C, probs, lp, target, soft, lt, weight, scale, ls,      \
                                   ignore_index, smoothing, gx);                              \
     }
-NN_FLOAT_TYPES(LOSS_KERNELS)
+LG_NN_FLOAT_TYPES(LOSS_KERNELS)

@@ -9,28 +9,6 @@
 // Half types are stored in 16 bits and computed in float.
 #include "prelude.cuh"
 
-#define NN_FLOAT_TYPES(X) \
-    X(f32, float, float) X(f64, double, double) X(f16, lg_half, float) X(bf16, lg_bf16, float)
-
-// Sum of v over the threads sharing a row (a warp when blockDim.y > 1, else the block),
-// returned to each of them. `scratch` holds 32 values.
-template <class A>
-__device__ A row_sum(A v, A* scratch) {
-    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-    if (blockDim.y > 1) return v;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-    __syncthreads();  // the previous sum may still be reading the scratch
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    A total = A(0);
-    for (int w = 0; w < nwarps; ++w) total += scratch[w];
-    return total;
-}
-
-#define LG_ROWS(r, M)                                                                   \
-    for (i64 r = i64(blockIdx.x) * blockDim.y + threadIdx.y; r < (M);                   \
-         r += i64(gridDim.x) * blockDim.y)
-
 // y = (x - mean) * rstd * weight + bias; mean and rstd = 1 / sqrt(var + eps) per row.
 template <class T>
 __device__ void layer_norm(i64 M, i64 K, const T* x, lg_layout lx, const T* weight,
@@ -40,13 +18,13 @@ __device__ void layer_norm(i64 M, i64 K, const T* x, lg_layout lx, const T* weig
     LG_ROWS(r, M) {
         A sum = A(0);
         for (i64 k = threadIdx.x; k < K; k += blockDim.x) sum += A(x[lg_offset(lx, r * K + k)]);
-        A mean = row_sum(sum, scratch) / A(K);
+        A mean = lg_row_sum(sum, scratch) / A(K);
         A squares = A(0);
         for (i64 k = threadIdx.x; k < K; k += blockDim.x) {
             A d = A(x[lg_offset(lx, r * K + k)]) - mean;
             squares += d * d;
         }
-        A rstd = A(1) / lg_sqrt(row_sum(squares, scratch) / A(K) + A(eps));
+        A rstd = A(1) / lg_sqrt(lg_row_sum(squares, scratch) / A(K) + A(eps));
         for (i64 k = threadIdx.x; k < K; k += blockDim.x) {
             A v = (A(x[lg_offset(lx, r * K + k)]) - mean) * rstd;
             if (weight) v *= A(weight[k]);
@@ -77,8 +55,8 @@ __device__ void layer_norm_backward(i64 M, i64 K, const T* g, lg_layout lg, cons
             sum_g += gxhat;
             sum_gx += gxhat * xhat;
         }
-        A mean_g = row_sum(sum_g, scratch) / A(K);
-        A proj = row_sum(sum_gx, scratch) / A(K);
+        A mean_g = lg_row_sum(sum_g, scratch) / A(K);
+        A proj = lg_row_sum(sum_gx, scratch) / A(K);
         for (i64 k = threadIdx.x; k < K; k += blockDim.x) {
             A xhat = (A(x[lg_offset(lx, r * K + k)]) - mu) * rs;
             A gxhat = A(g[lg_offset(lg, r * K + k)]);
@@ -134,7 +112,7 @@ __device__ void rms_norm(i64 M, i64 K, const T* x, lg_layout lx, const T* weight
             A v = A(x[lg_offset(lx, r * K + k)]);
             squares += v * v;
         }
-        A rstd = A(1) / lg_sqrt(row_sum(squares, scratch) / A(K) + A(eps));
+        A rstd = A(1) / lg_sqrt(lg_row_sum(squares, scratch) / A(K) + A(eps));
         for (i64 k = threadIdx.x; k < K; k += blockDim.x) {
             A v = A(x[lg_offset(lx, r * K + k)]) * rstd;
             if (weight) v *= A(weight[k]);
@@ -153,13 +131,13 @@ __device__ void row_moments(i64 M, i64 K, const T* x, lg_layout lx, T* mean_out,
     LG_ROWS(r, M) {
         A sum = A(0);
         for (i64 k = threadIdx.x; k < K; k += blockDim.x) sum += A(x[lg_offset(lx, r * K + k)]);
-        A mean = row_sum(sum, scratch) / A(K);
+        A mean = lg_row_sum(sum, scratch) / A(K);
         A squares = A(0);
         for (i64 k = threadIdx.x; k < K; k += blockDim.x) {
             A d = A(x[lg_offset(lx, r * K + k)]) - mean;
             squares += d * d;
         }
-        A var = row_sum(squares, scratch) / A(K);
+        A var = lg_row_sum(squares, scratch) / A(K);
         if (threadIdx.x == 0) {
             mean_out[r] = T(mean);
             var_out[r] = T(var);
@@ -215,4 +193,4 @@ __device__ void batch_norm(i64 n, i64 C, i64 inner, const T* x, lg_layout lx, co
                                               T* y) {                                        \
         batch_norm<T>(n, C, inner, x, lx, weight, bias, mean, var, eps, y);                  \
     }
-NN_FLOAT_TYPES(NORM_KERNELS)
+LG_NN_FLOAT_TYPES(NORM_KERNELS)

@@ -177,3 +177,72 @@ template <> __device__ __forceinline__ long long lg_highest<long long>() {
     return 0x7fffffffffffffffLL;
 }
 template <> __device__ __forceinline__ int lg_highest<int>() { return 0x7fffffff; }
+
+// --- row helpers of the NN kernels (softmax, norms, losses): a row is folded by one warp
+// (blockDim = (32, rows per block)) or by the whole block (blockDim.y == 1)
+// s * exp(m - m_new), where an empty sum (s == 0, also while m is still -inf) stays 0.
+template <class A>
+__device__ __forceinline__ A lg_rescale(A s, A m, A m_new) {
+    return s == A(0) ? A(0) : s * lg_exp(m - m_new);
+}
+
+// Fold one value into a running (max, sum of exp) pair. A -inf value adds nothing (also
+// while the max is -inf, where exp(x - m) would be NaN).
+template <class A>
+__device__ __forceinline__ void lg_online_push(A& m, A& s, A x) {
+    A m_new = lg_max(m, x);
+    s = lg_rescale(s, m, m_new) + (x == -lg_highest<A>() ? A(0) : lg_exp(x - m_new));
+    m = m_new;
+}
+
+template <class A>
+__device__ __forceinline__ void lg_online_merge(A& m, A& s, A m2, A s2) {
+    A m_new = lg_max(m, m2);
+    s = lg_rescale(s, m, m_new) + lg_rescale(s2, m2, m_new);
+    m = m_new;
+}
+
+// Merge the (m, s) pairs of the threads sharing a row: every thread gets the row's pair.
+// A row is one warp when blockDim.y > 1, else the whole block (scratch: 2 x 32 values).
+template <class A>
+__device__ void lg_row_merge(A& m, A& s, A* scratch_m, A* scratch_s) {
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        A m2 = __shfl_xor_sync(0xffffffffu, m, offset);
+        A s2 = __shfl_xor_sync(0xffffffffu, s, offset);
+        lg_online_merge(m, s, m2, s2);
+    }
+    if (blockDim.y > 1) return;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    __syncthreads();  // the previous row may still be reading the scratch
+    if (lane == 0) {
+        scratch_m[warp] = m;
+        scratch_s[warp] = s;
+    }
+    __syncthreads();
+    m = -lg_highest<A>();
+    s = A(0);
+    for (int w = 0; w < nwarps; ++w) lg_online_merge(m, s, scratch_m[w], scratch_s[w]);
+}
+
+// Sum of v over the threads sharing a row (a warp when blockDim.y > 1, else the block),
+// returned to each of them. `scratch` holds 32 values.
+template <class A>
+__device__ A lg_row_sum(A v, A* scratch) {
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    if (blockDim.y > 1) return v;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    __syncthreads();  // the previous sum may still be reading the scratch
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    A total = A(0);
+    for (int w = 0; w < nwarps; ++w) total += scratch[w];
+    return total;
+}
+
+// Row r of M for the threads of row group threadIdx.y (rows beyond the grid loop).
+#define LG_ROWS(r, M)                                                                   \
+    for (i64 r = i64(blockIdx.x) * blockDim.y + threadIdx.y; r < (M);                   \
+         r += i64(gridDim.x) * blockDim.y)
+
+#define LG_NN_FLOAT_TYPES(X) \
+    X(f32, float, float) X(f64, double, double) X(f16, lg_half, float) X(bf16, lg_bf16, float)
