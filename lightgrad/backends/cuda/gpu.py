@@ -98,6 +98,9 @@ class GPURuntime(Runtime):
         self._name = props["name"].decode() if isinstance(props["name"], bytes) \
             else str(props["name"])
         self._count = count
+        cupy.cuda.Device(device).use()
+        self._context_anchor = cupy.cuda.alloc(1)  # the runtime's primary context is now
+        # created and current: the driver API calls below run in it
 
     def device_count(self) -> int:
         return self._count
@@ -166,7 +169,7 @@ class GPURuntime(Runtime):
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_bytes(binary)
             tmp.replace(path)
-        self.cp.cuda.Device(0).use()  # the primary context is current for the driver API
-        err, handle = driver.cuModuleLoadData(binary)
+        image = np.frombuffer(binary, dtype=np.uint8)
+        err, handle = driver.cuModuleLoadData(image.ctypes.data)
         _check(err, f"{filename}: cuModuleLoadData")
         return GPUModule(self, source, handle)
