@@ -4,15 +4,15 @@
 // between launches), so a kernel that forgets a barrier races here as it would on a GPU, and
 // the thread sanitizer can see it. The blocks of a grid run one after another.
 //
-// Who runs what. By default a few "runner" threads (as many as the machine has cores, at
-// most 4) take the threads of the current block in order and run each one to its end. A
-// thread that has to wait (at __syncthreads or a warp intrinsic) keeps its OS thread while
-// it waits, and a fresh runner carries on with the block's remaining threads, so a block
-// whose threads synchronise ends up with one OS thread per thread, while a block whose
-// threads never wait costs no thread switches at all. LIGHTGRAD_EMULATOR_THREADS=dedicated
-// gives each thread of the block its own OS thread from the start (the default under the
-// thread sanitizer, which can only tell threads apart when they run on different OS
-// threads); a number sets how many runners.
+// Who runs what. A few "runner" threads (as many as the machine has cores, at most 4) take
+// the threads of the current block, highest index first, and run each to its end. A thread
+// that has to wait (at __syncthreads or a warp intrinsic) keeps its OS thread while it
+// waits, and a fresh runner carries on with the block's remaining threads: a block whose
+// threads synchronise ends up with one OS thread per thread, while a block whose threads
+// never wait costs no thread switches at all. LIGHTGRAD_EMULATOR_THREADS=dedicated gives
+// every thread of the block its own OS thread from the start (the default under the thread
+// sanitizer, which can only tell threads apart when they run on different OS threads); a
+// number sets how many runners (1: a block's threads run one at a time until one waits).
 //
 // Shared memory: `__shared__` variables are plain static storage, placed in one linker
 // section that is filled with a NaN pattern (all bits set) before every block, so a read of
@@ -20,16 +20,19 @@
 // (`extern __shared__`, rewritten by runtime.py) is one buffer per launch, filled the same
 // way. One block runs at a time, so one copy is enough.
 //
-// Waiting: __syncthreads is a counter and a generation word; warp intrinsics meet per warp;
-// waiting threads sleep on a futex (Linux), waking now and then to notice failures.
+// Waiting: __syncthreads is a counter and a generation word. A warp intrinsic whose mask is
+// the whole warp is point to point: a lane posts its value and waits only for the lane it
+// reads (see Warp); other masks meet. Waiting threads sleep on a futex (Linux), waking now
+// and then to notice failures. Since threads start highest first, the lanes that the usual
+// __shfl_down_sync reduction reads have posted already: it costs no waits.
 //
 // Errors a GPU would hide or hang on are reported instead: __syncthreads reached by some
 // threads of a block while others have returned, warp intrinsics whose mask leaves out the
 // calling lane, names lanes that do not exist (a partial warp) or a lane that returned,
 // shuffles reading a lane outside the mask, lanes of a warp disagreeing on the mask, C++
 // exceptions, and kernels that wait forever (a thread waiting longer than
-// LIGHTGRAD_EMULATOR_TIMEOUT seconds, default 60, read at each launch). The launch returns
-// the message; Python raises it.
+// LIGHTGRAD_EMULATOR_TIMEOUT seconds, default 60, read at each launch; threads stuck in the
+// kernel's own code are then abandoned). The launch returns the message; Python raises it.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -280,7 +283,6 @@ inline bool wait_until(Launch& L, std::atomic<uint32_t>& word, Ready ready, cons
         hand_off(L, -1);
     auto start = std::chrono::steady_clock::now();
     long slice = std::min(100000000L, long(L.timeout_s * 1e9 / 4) + 1);
-    bool ok = true;
     for (;;) {
         uint32_t seen = word.load(std::memory_order_acquire);
         if (ready()) break;
@@ -298,7 +300,7 @@ inline bool wait_until(Launch& L, std::atomic<uint32_t>& word, Ready ready, cons
         }
     }
     if (claim) L.runners.fetch_add(1);
-    return ok && !L.failed.load(std::memory_order_acquire);
+    return !L.failed.load(std::memory_order_acquire);
 }
 
 // Bytes of the module's __shared__ variables (the linker brackets their section).
@@ -912,8 +914,6 @@ inline int launch(dim3 grid, dim3 block, size_t shared_bytes, char* err, int err
             if (!(L->timeout_s > 0)) L->timeout_s = 60.0;
         }
         L->runners_wanted = runners_wanted();
-        if (const char* s = std::getenv("LIGHTGRAD_EMULATOR_SPIN")) L->gate_spins = std::atoi(s);
-        if (const char* s = std::getenv("LIGHTGRAD_EMULATOR_YIELDS")) L->yields = std::atoi(s);
         L->nthreads = int(block.x * block.y * block.z);
         L->nblocks = long(grid.x) * grid.y * grid.z;
         L->total = L->nblocks * L->nthreads;
