@@ -468,6 +468,26 @@ def test_cuda_unavailable_is_a_clear_error(make):
         make()
 
 
+def test_cuda_unavailable_without_gpu_or_emulator():
+    """Without a GPU and without LIGHTGRAD_CUDA=emulate, asking for cuda says what to do
+    (run in a fresh interpreter: this test session itself uses the emulator)."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("CuPy is installed: cuda may be available")
+    env = {k: v for k, v in os.environ.items() if k != "LIGHTGRAD_CUDA"}
+    code = ("import lightgrad as lg\n"
+            "assert not lg.cuda.is_available() and lg.cuda.device_count() == 0\n"
+            "try:\n    lg.zeros(2).cuda()\nexcept RuntimeError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "'cuda:0' was requested but no CUDA backend is available" in out.stdout
+    assert "pip install 'lightgrad[cuda]'" in out.stdout and "LIGHTGRAD_CUDA=emulate" in out.stdout
+
+
 def test_unknown_device_raises():
     with pytest.raises(ValueError, match="device: unknown device 'tpu'"):
         lg.zeros(2, device="tpu")
