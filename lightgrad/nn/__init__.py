@@ -26,6 +26,7 @@ from .layers.loss import (
 )
 from .layers.normalization import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
 from .layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .layers.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .layers.sparse import Embedding
 from .module import Module
 from .parameter import Parameter
