@@ -7,7 +7,10 @@
 tensor([2., 4., 6.])
 """
 from . import autograd  # noqa: I001  (autograd first: tensor.py imports from it)
-from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import (
+    enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
+    set_grad_enabled,
+)
 from .backends import (
     Device, available_devices, device, get_default_device, set_default_device,
 )
@@ -28,6 +31,9 @@ from .aliases import *  # noqa: F401,F403  (lg.exp(x), lg.sum(x, dim), ...)
 from .functions import (  # noqa: F401
     cat, concat, concatenate, matmul, one_hot, pad, stack, where,
 )
+from .ops.division import floor_divide, fmod, remainder  # noqa: F401
+from .ops.einsum import einsum  # noqa: F401
+from .ops.linalg_extra import addmm, baddbmm, bmm, mm, mv, outer  # noqa: F401
 
 from .io import load, save
 
@@ -40,3 +46,6 @@ int = int32  # noqa: A001
 
 from . import data, nn, optim  # noqa: E402  (after the core: they build on it)
 from . import cuda  # noqa: E402
+from . import accelerator, onnx, serialization  # noqa: E402,F401
+from .backends import cudnn as _cudnn, mps as _mps  # noqa: E402,F401  (lg.backends.cudnn)
+from . import utils  # noqa: E402  (lightgrad.utils.data, like torch.utils.data)

@@ -125,6 +125,60 @@ class enable_grad(set_grad_enabled):
         self.mode = True
 
 
+_inference_mode = [False]
+
+
+def is_inference_mode_enabled() -> bool:
+    """True inside ``inference_mode()``.
+
+    >>> import lightgrad as lg
+    >>> with lg.inference_mode():
+    ...     lg.is_inference_mode_enabled()
+    True
+    """
+    return _inference_mode[0]
+
+
+class inference_mode:
+    """Like ``no_grad`` (a context manager or a decorator, with or without parentheses), and
+    ``is_inference_mode_enabled()`` reports it. Like PyTorch, ``inference_mode(False)`` turns
+    inference mode off and graph recording on.
+
+    >>> import lightgrad as lg
+    >>> @lg.inference_mode()
+    ... def double(t):
+    ...     return t * 2
+    >>> double(lg.ones(1, requires_grad=True)).requires_grad
+    False
+    """
+
+    def __new__(cls, mode: Any = True) -> Any:
+        if callable(mode) and not isinstance(mode, bool):  # bare @inference_mode
+            return cls()(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode: bool = True) -> None:
+        self.mode = bool(mode)
+        self._prev: list[tuple[bool, bool]] = []
+
+    def __enter__(self) -> None:
+        self._prev.append((_grad_enabled[0], _inference_mode[0]))
+        _grad_enabled[0], _inference_mode[0] = not self.mode, self.mode
+
+    def __exit__(self, *exc: object) -> None:
+        _grad_enabled[0], _inference_mode[0] = self._prev.pop()
+
+    def __call__(self, fn: Callable) -> Callable:
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with inference_mode(mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
 # ----------------------------------------------------------------------------- Function
 
 

@@ -126,6 +126,13 @@ class Tensor:
     def is_cuda(self) -> bool:
         return self.device.type == "cuda"
 
+    # PyTorch's other device and layout flags: lightgrad has none of these kinds.
+    is_xpu = property(lambda self: False)
+    is_mps = property(lambda self: False)
+    is_meta = property(lambda self: False)
+    is_sparse = property(lambda self: False)
+    is_quantized = property(lambda self: False)
+
     def size(self, dim: int | None = None) -> Any:
         if dim is None:
             return self.shape
@@ -208,6 +215,22 @@ class Tensor:
 
     def __repr__(self) -> str:
         return format_tensor(self)
+
+    def __format__(self, spec: str) -> str:
+        """``format(t, '+.2f')`` formats the number of a one-element tensor (a 0-d one also
+        with the empty spec, like PyTorch); other tensors accept only the empty spec (``str``).
+
+        >>> import lightgrad as lg
+        >>> f"{lg.tensor(2.5):+.2f} {lg.tensor(2.5)}"
+        '+2.50 2.5'
+        """
+        if self.numel() == 1 and (spec or self.ndim == 0):
+            return format(self.item(), spec)
+        if spec:
+            raise TypeError(f"unsupported format string {spec!r} passed to Tensor.__format__ "
+                            f"(only one-element tensors take a format spec; got shape "
+                            f"{tuple(self.shape)})")
+        return str(self)
 
     def detach(self) -> "Tensor":
         """A tensor sharing this one's memory, cut from the graph."""
@@ -916,6 +939,94 @@ class Tensor:
     def __rmatmul__(self, other: Any) -> "Tensor":
         return tensor(other).matmul(self)
 
+    def mm(self, mat2: "Tensor") -> "Tensor":
+        return linalg_extra.mm(self, mat2)
+
+    def bmm(self, mat2: "Tensor") -> "Tensor":
+        return linalg_extra.bmm(self, mat2)
+
+    def mv(self, vec: "Tensor") -> "Tensor":
+        return linalg_extra.mv(self, vec)
+
+    def outer(self, vec2: "Tensor") -> "Tensor":
+        return linalg_extra.outer(self, vec2)
+
+    def addmm(self, mat1: "Tensor", mat2: "Tensor", *, beta: Any = 1,
+              alpha: Any = 1) -> "Tensor":
+        return linalg_extra.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
+
+    def baddbmm(self, batch1: "Tensor", batch2: "Tensor", *, beta: Any = 1,
+                alpha: Any = 1) -> "Tensor":
+        return linalg_extra.baddbmm(self, batch1, batch2, beta=beta, alpha=alpha)
+
+    # ------------------------------------------------------------------ floor division
+    def floor_divide(self, other: Any) -> "Tensor":
+        return division.floor_divide(self, other)
+
+    def remainder(self, other: Any) -> "Tensor":
+        return division.remainder(self, other)
+
+    def fmod(self, other: Any) -> "Tensor":
+        return division.fmod(self, other)
+
+    __floordiv__ = floor_divide
+    __mod__ = remainder
+
+    def __rfloordiv__(self, other: Any) -> "Tensor":
+        return division.floor_divide(other, self)
+
+    def __rmod__(self, other: Any) -> "Tensor":
+        return division.remainder(other, self)
+
+    # ------------------------------------------------------------------ new_* factories
+    def _new_args(self, dtype: Any, device: Any) -> tuple:
+        return (self.dtype if dtype is None else dtype), (self.device if device is None
+                                                          else device)
+
+    def new_full(self, size: Any, fill_value: Any, *, dtype: Any = None, device: Any = None,
+                 requires_grad: bool = False) -> "Tensor":
+        """A tensor of ``size`` filled with ``fill_value``, with this tensor's dtype and
+        device unless given.
+
+        >>> import lightgrad as lg
+        >>> lg.ones(1, dtype=lg.int64).new_full((2,), 7)
+        tensor([7, 7])
+        """
+        from .creation import full
+        dt, dev = self._new_args(dtype, device)
+        return full(size, fill_value, dtype=dt, device=dev, requires_grad=requires_grad)
+
+    def new_zeros(self, *size: Any, dtype: Any = None, device: Any = None,
+                  requires_grad: bool = False) -> "Tensor":
+        from .creation import zeros
+        dt, dev = self._new_args(dtype, device)
+        return zeros(*size, dtype=dt, device=dev, requires_grad=requires_grad)
+
+    def new_ones(self, *size: Any, dtype: Any = None, device: Any = None,
+                 requires_grad: bool = False) -> "Tensor":
+        from .creation import ones
+        dt, dev = self._new_args(dtype, device)
+        return ones(*size, dtype=dt, device=dev, requires_grad=requires_grad)
+
+    def new_empty(self, *size: Any, dtype: Any = None, device: Any = None,
+                  requires_grad: bool = False) -> "Tensor":
+        from .creation import empty
+        dt, dev = self._new_args(dtype, device)
+        return empty(*size, dtype=dt, device=dev, requires_grad=requires_grad)
+
+    def new_tensor(self, data: Any, *, dtype: Any = None, device: Any = None,
+                   requires_grad: bool = False) -> "Tensor":
+        """A copy of ``data`` with this tensor's dtype and device unless given.
+
+        >>> import lightgrad as lg
+        >>> lg.zeros(1, dtype=lg.float64).new_tensor([1, 2]).dtype
+        lightgrad.float64
+        """
+        dt, dev = self._new_args(dtype, device)
+        if isinstance(data, Tensor):
+            data = data.detach()
+        return tensor(data, dtype=dt, device=dev, requires_grad=requires_grad)
+
     def softmax(self, dim: int) -> "Tensor":
         return Softmax.apply(self, self._dim("softmax", dim))
 
@@ -1214,7 +1325,7 @@ def _infer_shape(op: str, shape: tuple[int, ...], x: Tensor) -> tuple[int, ...]:
 # Late imports: these modules need Tensor defined first.
 from .creation import tensor  # noqa: E402
 from .indexing import convert_index  # noqa: E402
-from .ops import elementwise  # noqa: E402
+from .ops import division, elementwise, linalg_extra  # noqa: E402
 from .ops.common import norm_dim, norm_dims  # noqa: E402
 from .ops.elementwise import Clamp, Where  # noqa: E402
 from .ops.linalg import MatMul  # noqa: E402

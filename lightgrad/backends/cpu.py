@@ -13,7 +13,7 @@ array([0.5, 0.5])
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import ml_dtypes
 import numpy as np
@@ -87,6 +87,39 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
 
 
+try:  # NumPy >= 2 keeps the error state in a context variable: set it directly
+    from numpy._core._ufunc_config import _extobj_contextvar, _make_extobj
+    _IGNORE_ALL: Any = _make_extobj(all="ignore")
+except (ImportError, AttributeError, TypeError):  # other NumPy versions: np.errstate
+    _extobj_contextvar = None
+
+
+def _quiet(fn: Callable) -> Callable:
+    """``fn`` under ``np.errstate(all="ignore")``: like PyTorch, log(-1), 1/0 or the mean of
+    an empty tensor give nan/inf without a RuntimeWarning. Applied only to the ops whose
+    finite inputs can give nan/inf (log, sqrt, div, pow, exp, mean, softmax...).
+
+    On NumPy 2 the error-state context variable is set directly (about 0.3 µs a call);
+    ``with np.errstate(...)`` does the same but costs about 1.7 µs, a third of the per-op
+    overhead of a small op (``benchmarks/op_overhead.py``)."""
+    if _extobj_contextvar is None:
+        def quiet(*args: Any, **kwargs: Any) -> Any:
+            with np.errstate(all="ignore"):
+                return fn(*args, **kwargs)
+    else:
+        var, ignore_all = _extobj_contextvar, _IGNORE_ALL
+
+        def quiet(*args: Any, **kwargs: Any) -> Any:
+            token = var.set(ignore_all)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                var.reset(token)
+    quiet.__name__ = getattr(fn, "__name__", "quiet")
+    quiet.__doc__ = fn.__doc__
+    return quiet
+
+
 def _in_float32(fn):
     """Run ``fn`` in float32 for half-precision inputs and round the result back."""
     def wrapped(x: np.ndarray, *args: Any) -> np.ndarray:
@@ -147,6 +180,20 @@ def _reduce(ufunc: np.ufunc, x: np.ndarray, axes: tuple, keepdim: bool, dtype: A
     if type(out) is not np.ndarray or out.dtype != want:
         out = np.asarray(out, dtype=want)
     return out
+
+
+# ops that turn finite inputs into nan/inf (and so would warn) run under _quiet
+_QUIET_UNARY = ("exp", "log", "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tanh", "sigmoid",
+                "gelu", "gelu_tanh", "silu", "softplus", "erf")
+_QUIET_BINARY = ("div", "pow")
+_QUIET_METHODS = ("mean", "prod", "gelu_backward", "softmax", "log_softmax", "adamw_step",
+                  "avg_pool2d", "avg_pool2d_backward", "layer_norm", "layer_norm_backward",
+                  "rms_norm", "batch_norm_stats", "batch_norm", "cross_entropy",
+                  "cross_entropy_backward", "scaled_dot_product_attention", "binary_inplace")
+for _op in _QUIET_UNARY:
+    _UNARY[_op] = _quiet(_UNARY[_op])
+for _op in _QUIET_BINARY:
+    _BINARY[_op] = _quiet(_BINARY[_op])
 
 
 class CPUBackend(Backend):
@@ -905,3 +952,7 @@ def _attention(q, k, v, mask, scale, is_causal, keep) -> tuple:
     probs /= total
     out = np.matmul(probs * keep if keep is not None else probs, v)
     return out, probs
+
+
+for _name in _QUIET_METHODS:
+    setattr(CPUBackend, _name, _quiet(getattr(CPUBackend, _name)))

@@ -6,12 +6,20 @@
 >>> [tuple(x.shape) for x, _ in loader]
 [(5, 3), (5, 3)]
 """
-from .dataloader import DataLoader, default_collate
-from .dataset import Dataset, LabeledImages, Subset, TensorDataset, random_split
+from .dataloader import DataLoader, WorkerInfo, default_collate, get_worker_info
+from .dataset import (
+    ConcatDataset, Dataset, LabeledImages, Subset, TensorDataset, random_split,
+)
 from .digits import Digits
 from .generator import Generator
 from .mnist import MNIST, FashionMNIST, load_idx
+from .sampler import (
+    BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+    WeightedRandomSampler,
+)
 
-__all__ = ["DataLoader", "default_collate", "Dataset", "LabeledImages", "Subset",
-           "TensorDataset", "random_split", "Digits", "Generator", "MNIST", "FashionMNIST",
-           "load_idx"]
+__all__ = ["DataLoader", "default_collate", "get_worker_info", "WorkerInfo", "Dataset",
+           "ConcatDataset", "LabeledImages", "Subset", "TensorDataset", "random_split",
+           "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
+           "WeightedRandomSampler", "BatchSampler", "Digits", "Generator", "MNIST",
+           "FashionMNIST", "load_idx"]

@@ -6,17 +6,26 @@
 >>> loader = DataLoader(ds, batch_size=4, shuffle=True, generator=Generator().manual_seed(0))
 >>> [x.shape for x, y in loader], len(loader)
 ([(4,), (4,), (2,)], 3)
+
+With ``num_workers > 0`` batches are loaded in worker processes and come back in the
+same order as with ``num_workers=0``.
 """
 from __future__ import annotations
 
 import collections.abc
-from typing import Any, Callable, Iterator, Sequence
+import multiprocessing
+import queue
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from ..tensor import Tensor
 from .dataset import Dataset
 from .generator import Generator, as_numpy_rng
+from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 
 
 def default_collate(batch: Sequence[Any]) -> Any:
@@ -66,49 +75,255 @@ def default_collate(batch: Sequence[Any]) -> Any:
                     f"strings, dicts or sequences; found {type(elem).__name__}")
 
 
-class DataLoader:
-    """Batches of ``dataset`` in order, or reshuffled each epoch with ``shuffle=True``.
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What ``get_worker_info()`` returns inside a ``DataLoader`` worker process."""
+    id: int
+    num_workers: int
+    seed: int
+    dataset: Any
 
+
+_worker_info: WorkerInfo | None = None
+
+
+def get_worker_info() -> WorkerInfo | None:
+    """The current worker's ``WorkerInfo`` in a ``DataLoader`` worker process, ``None``
+    in the main process.
+
+    >>> get_worker_info() is None
+    True
+    """
+    return _worker_info
+
+
+class _WorkerError:
+    """An exception raised in a worker, carried back to the main process."""
+
+    def __init__(self, worker_id: int, exc: BaseException):
+        self.exc_type = type(exc)
+        self.message = (f"Caught {type(exc).__name__} in DataLoader worker process "
+                        f"{worker_id}.\nOriginal " + traceback.format_exc())
+
+    def reraise(self) -> None:
+        try:
+            err = self.exc_type(self.message)
+        except Exception:
+            err = RuntimeError(self.message)
+        raise err
+
+
+def _worker_loop(loader: "DataLoader", index_queue: Any, result_queue: Any,
+                 worker_id: int, seed: int) -> None:
+    global _worker_info
+    from ..creation import manual_seed
+    _worker_info = WorkerInfo(worker_id, loader.num_workers, seed, loader.dataset)
+    manual_seed(seed % 2**63)
+    np.random.seed(seed % 2**32)
+    try:
+        if loader.worker_init_fn is not None:
+            loader.worker_init_fn(worker_id)
+    except Exception as exc:  # report it with the first task, then stop
+        result_queue.put((-1, _WorkerError(worker_id, exc)))
+        return
+    while True:
+        task = index_queue.get()
+        if task is None:
+            return
+        idx, indices = task
+        try:
+            data = loader._fetch(indices)
+        except Exception as exc:
+            data = _WorkerError(worker_id, exc)
+        result_queue.put((idx, data))
+
+
+def _mp_context() -> Any:
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
+
+
+class DataLoader:
+    """Batches of ``dataset``, with PyTorch's ``torch.utils.data.DataLoader`` arguments.
+
+    Indices come from ``sampler`` (default: ``SequentialSampler``, or ``RandomSampler``
+    with ``shuffle=True``) grouped by ``BatchSampler(sampler, batch_size, drop_last)``, or
+    straight from ``batch_sampler``; ``batch_size=None`` yields single samples.
     ``generator`` (a ``lightgrad.data.Generator`` or ``numpy.random.Generator``) fixes
     the shuffling; without one, each epoch's order is drawn from lightgrad's global
-    generator, so ``lightgrad.manual_seed`` makes runs repeat. ``drop_last`` drops a last
-    incomplete batch. ``collate_fn`` merges a list of samples (default:
-    ``default_collate``, or the dataset's ``get_batch`` when it has one).
+    generator, so ``lightgrad.manual_seed`` makes runs repeat. ``collate_fn`` merges a
+    list of samples (default: ``default_collate``, or the dataset's ``get_batch`` when it
+    has one). ``num_workers > 0`` loads batches in that many worker processes (each calls
+    ``worker_init_fn(worker_id)`` first and keeps ``prefetch_factor`` batches in flight);
+    batches come back in sampler order, equal to ``num_workers=0``'s. ``timeout`` (seconds,
+    0 = wait forever) bounds the wait for a worker's batch. ``multiprocessing_context``
+    (a start-method name or context) picks how workers start (default: ``fork`` on
+    Linux). ``pin_memory`` is accepted and ignored (CPU only); ``persistent_workers`` is
+    accepted, but workers are started anew each epoch.
+
+    >>> import lightgrad as lg
+    >>> from lightgrad.data import TensorDataset
+    >>> ds = TensorDataset(lg.arange(6))
+    >>> [b[0].tolist() for b in DataLoader(ds, batch_size=4)]
+    [[0, 1, 2, 3], [4, 5]]
+    >>> [b[0].tolist() for b in DataLoader(ds, batch_size=4, num_workers=2)]
+    [[0, 1, 2, 3], [4, 5]]
+    >>> len(DataLoader(ds, batch_sampler=[[0, 1], [2], [3, 4, 5]]))
+    3
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int = 1, shuffle: bool = False,
-                 drop_last: bool = False, collate_fn: Callable[[list], Any] | None = None,
-                 generator: "Generator | np.random.Generator | None" = None):
-        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
-                or batch_size <= 0:
+    def __init__(self, dataset: Dataset, batch_size: int | None = 1, shuffle: bool | None = None,
+                 sampler: Sampler | Iterable[int] | None = None,
+                 batch_sampler: Sampler | Iterable[Sequence[int]] | None = None,
+                 num_workers: int = 0, collate_fn: Callable[[list], Any] | None = None,
+                 pin_memory: bool = False, drop_last: bool = False, timeout: float = 0,
+                 worker_init_fn: Callable[[int], None] | None = None,
+                 multiprocessing_context: Any = None,
+                 generator: "Generator | np.random.Generator | None" = None, *,
+                 prefetch_factor: int | None = None, persistent_workers: bool = False):
+        if batch_size is not None and (not isinstance(batch_size, (int, np.integer))
+                                       or isinstance(batch_size, bool) or batch_size <= 0):
             raise ValueError(f"DataLoader: batch_size must be a positive int, got "
-                             f"{batch_size!r}")
+                             f"{batch_size!r} (or None to disable batching)")
+        if not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+            raise ValueError("num_workers option should be non-negative; use num_workers=0 "
+                             "to disable multiprocessing.")
+        if timeout < 0:
+            raise ValueError("timeout option should be non-negative")
+        if num_workers == 0 and prefetch_factor is not None:
+            raise ValueError("prefetch_factor option could only be specified in "
+                             "multiprocessing.let num_workers > 0 to enable multiprocessing, "
+                             "otherwise set prefetch_factor to None.")
+        if num_workers > 0 and prefetch_factor is None:
+            prefetch_factor = 2
+        if prefetch_factor is not None and prefetch_factor < 0:
+            raise ValueError("prefetch_factor option should be non-negative")
+        if persistent_workers and num_workers == 0:
+            raise ValueError("persistent_workers option needs num_workers > 0")
         if generator is not None:
             as_numpy_rng(generator)  # type check now rather than at the first epoch
+        if sampler is not None and shuffle:
+            raise ValueError("sampler option is mutually exclusive with shuffle")
+        if batch_sampler is not None:
+            if batch_size != 1 or shuffle or sampler is not None or drop_last:
+                raise ValueError("batch_sampler option is mutually exclusive with "
+                                 "batch_size, shuffle, sampler, and drop_last")
+            batch_size = None
+            drop_last = False
+        elif batch_size is None and drop_last:
+            raise ValueError("batch_size=None option disables auto-batching and is mutually "
+                             "exclusive with drop_last")
+        if sampler is None:
+            sampler = (RandomSampler(dataset, generator=generator) if shuffle
+                       else SequentialSampler(dataset))
+        if batch_size is not None and batch_sampler is None:
+            batch_sampler = BatchSampler(sampler, int(batch_size), bool(drop_last))
         self.dataset = dataset
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.shuffle = bool(shuffle)
         self.drop_last = drop_last
+        self.sampler = sampler
+        self.batch_sampler = batch_sampler
+        self.num_workers = int(num_workers)
         self.collate_fn = collate_fn
+        self.pin_memory = pin_memory
+        self.timeout = timeout
+        self.worker_init_fn = worker_init_fn
         self.generator = generator
+        self.prefetch_factor = prefetch_factor
+        self.persistent_workers = persistent_workers
+        if isinstance(multiprocessing_context, str):
+            multiprocessing_context = multiprocessing.get_context(multiprocessing_context)
+        self.multiprocessing_context = multiprocessing_context
 
     def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)  # type: ignore[arg-type]
+        return len(self.sampler)  # type: ignore[arg-type]
 
-    def _order(self) -> np.ndarray:
-        n = len(self.dataset)
-        if self.shuffle:
-            return as_numpy_rng(self.generator).permutation(n)
-        return np.arange(n)
+    def _index_iter(self) -> Iterator[Any]:
+        if self.batch_sampler is not None:
+            return iter(self.batch_sampler)
+        return iter(self.sampler)
 
-    def _fetch(self, indices: list[int]) -> Any:
+    def _fetch(self, indices: Any) -> Any:
+        if self.batch_sampler is None:  # auto-batching off: one sample at a time
+            sample = self.dataset[indices]
+            return sample if self.collate_fn is None else self.collate_fn(sample)
+        indices = [int(i) for i in indices]
         if self.collate_fn is None and hasattr(self.dataset, "get_batch"):
             return self.dataset.get_batch(indices)
         samples = [self.dataset[i] for i in indices]
         return (self.collate_fn or default_collate)(samples)
 
     def __iter__(self) -> Iterator[Any]:
-        order = self._order().tolist()
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield self._fetch(order[start:start + self.batch_size])
+        if self.num_workers == 0:
+            for indices in self._index_iter():
+                yield self._fetch(indices)
+            return
+        yield from self._iter_workers()
+
+    def _iter_workers(self) -> Iterator[Any]:
+        ctx = self.multiprocessing_context or _mp_context()
+        base_seed = int(np.random.SeedSequence().entropy % 2**62)
+        result_queue = ctx.Queue()
+        index_queues, workers = [], []
+        for wid in range(self.num_workers):
+            iq = ctx.Queue()
+            iq.cancel_join_thread()
+            w = ctx.Process(target=_worker_loop, daemon=True,
+                            args=(self, iq, result_queue, wid, base_seed + wid))
+            w.start()
+            index_queues.append(iq)
+            workers.append(w)
+        tasks = enumerate(self._index_iter())
+        sent = received = 0
+        buffer: dict[int, Any] = {}
+        limit = max(1, self.prefetch_factor or 0) * self.num_workers
+        try:
+            def send_one() -> bool:
+                nonlocal sent
+                task = next(tasks, None)
+                if task is None:
+                    return False
+                index_queues[task[0] % self.num_workers].put(task)
+                sent += 1
+                return True
+            while sent < limit and send_one():
+                pass
+            while received < sent:
+                while received not in buffer:
+                    idx, data = self._get_result(result_queue, workers)
+                    if isinstance(data, _WorkerError):
+                        data.reraise()
+                    buffer[idx] = data
+                data = buffer.pop(received)
+                received += 1
+                send_one()
+                yield data
+        finally:
+            for iq in index_queues:
+                iq.put(None)
+            for w in workers:
+                w.join(timeout=5)
+                if w.is_alive():
+                    w.terminate()
+            result_queue.cancel_join_thread()
+            result_queue.close()
+
+    def _get_result(self, result_queue: Any, workers: list) -> tuple[int, Any]:
+        waited = 0.0
+        while True:
+            try:
+                return result_queue.get(timeout=1.0 if not self.timeout
+                                        else min(1.0, self.timeout))
+            except queue.Empty:
+                waited += 1.0 if not self.timeout else min(1.0, self.timeout)
+                dead = [i for i, w in enumerate(workers) if not w.is_alive()]
+                if dead:
+                    raise RuntimeError(f"DataLoader worker(s) {dead} exited unexpectedly"
+                                       ) from None
+                if self.timeout and waited >= self.timeout:
+                    raise RuntimeError(f"DataLoader timed out after {self.timeout} seconds"
+                                       ) from None

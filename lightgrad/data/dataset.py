@@ -13,6 +13,7 @@ once; ``DataLoader`` uses it (instead of collating sample by sample) when no
 """
 from __future__ import annotations
 
+import bisect
 import math
 from itertools import accumulate
 from typing import Any, Callable, Sequence
@@ -178,3 +179,33 @@ def random_split(dataset: Dataset, lengths: Sequence[float],
     counts = _split_lengths(len(dataset), lengths)
     order = as_numpy_rng(generator).permutation(sum(counts)).tolist()
     return [Subset(dataset, order[end - k:end]) for end, k in zip(accumulate(counts), counts)]
+
+
+class ConcatDataset(Dataset):
+    """The samples of several datasets one after another.
+
+    >>> import lightgrad as lg
+    >>> ds = ConcatDataset([TensorDataset(lg.arange(3)), TensorDataset(lg.arange(10, 12))])
+    >>> len(ds), ds[3][0].item(), ds[-1][0].item()
+    (5, 10, 11)
+    """
+
+    def __init__(self, datasets: Sequence[Dataset]):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise AssertionError("datasets should not be an empty iterable")
+        self.cumulative_sizes = list(accumulate(len(d) for d in self.datasets))
+
+    def __len__(self) -> int:
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, index: int) -> Any:
+        if index < 0:
+            if -index > len(self):
+                raise ValueError("absolute value of index should not exceed dataset length")
+            index += len(self)
+        if index >= len(self):
+            raise IndexError(f"ConcatDataset: index {index} out of range for {len(self)}")
+        d = bisect.bisect_right(self.cumulative_sizes, index)
+        start = self.cumulative_sizes[d - 1] if d > 0 else 0
+        return self.datasets[d][index - start]

@@ -12,13 +12,16 @@ import.
 >>> model(lg.randn(3, 4)).shape
 (3, 2)
 """
-from . import functional, init, utils
+from . import functional, init, modules, parallel, utils
 from .containers import ModuleDict, ModuleList, Sequential
 from .layers.activation import (
     ELU, GELU, LeakyReLU, LogSoftmax, Mish, ReLU, ReLU6, SiLU, Sigmoid, Softmax, Softplus, Tanh,
 )
+from .layers.attention import MultiheadAttention
 from .layers.conv import Conv1d, Conv2d
+from .layers.conv_transpose import ConvTranspose1d, ConvTranspose2d
 from .layers.dropout import Dropout
+from .layers.dropout_nd import Dropout1d, Dropout2d
 from .layers.linear import Flatten, Identity, Linear, Unflatten
 from .layers.loss import (
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss, MSELoss, NLLLoss,
@@ -28,5 +31,10 @@ from .layers.normalization import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
 from .layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .layers.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .layers.sparse import Embedding
+from .layers.transformer import (
+    Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+    TransformerEncoderLayer,
+)
 from .module import Module
+from .parallel import DataParallel
 from .parameter import Parameter

@@ -473,3 +473,84 @@ def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",
         return loss.sum() / (input.shape[0] if input.ndim else 1)
     return reduce_loss("kl_div", loss, reduction)
 
+
+
+# ----------------------------------------------------------------------------- interpolate
+
+
+def _interp_scales(op: str, input: Tensor, size: Any, scale_factor: Any) -> tuple:
+    """(output sizes, source-per-output scales or None) for each spatial dim."""
+    n = input.ndim - 2
+    if (size is None) == (scale_factor is None):
+        raise ValueError(f"{op}: exactly one of size or scale_factor should be defined")
+    if size is not None:
+        sizes = tuple(int(s) for s in (size if isinstance(size, (tuple, list)) else [size] * n))
+        if len(sizes) != n:
+            raise ValueError(f"{op}: size {size} must have {n} elements for input of shape "
+                             f"{tuple(input.shape)}")
+        return sizes, (None,) * n
+    factors = tuple(float(f) for f in (scale_factor if isinstance(scale_factor, (tuple, list))
+                                       else [scale_factor] * n))
+    if len(factors) != n:
+        raise ValueError(f"{op}: scale_factor {scale_factor} must have {n} elements for input "
+                         f"of shape {tuple(input.shape)}")
+    sizes = tuple(int(np.floor(s * f)) for s, f in zip(input.shape[2:], factors))
+    return sizes, tuple(1.0 / f for f in factors)
+
+
+def interpolate(input: Tensor, size: Any = None, scale_factor: Any = None,
+                mode: str = "nearest", align_corners: bool | None = None,
+                recompute_scale_factor: bool | None = None, antialias: bool = False) -> Tensor:
+    """Resize (N, C, L) or (N, C, H, W) input to ``size`` or by ``scale_factor``.
+
+    ``mode``: ``'nearest'`` (3-D/4-D), ``'linear'`` (3-D) or ``'bilinear'`` (4-D), with
+    PyTorch's source-index rules (``align_corners`` for the linear modes). Differentiable
+    (built from index_select and elementwise ops).
+
+    >>> import lightgrad as lg
+    >>> interpolate(lg.arange(4.0).reshape(1, 1, 2, 2), scale_factor=2).shape
+    (1, 1, 4, 4)
+    >>> interpolate(lg.tensor([[[0.0, 1.0]]]), size=3, mode="linear", align_corners=True)
+    tensor([[[0.0000, 0.5000, 1.0000]]])
+    """
+    from ..creation import tensor as _tensor
+    op = "interpolate"
+    _check_float(op, "input", input)
+    if input.ndim not in (3, 4):
+        raise NotImplementedError(f"{op}: only 3-D and 4-D input is supported, got shape "
+                                  f"{tuple(input.shape)}")
+    linear_mode = {3: "linear", 4: "bilinear"}[input.ndim]
+    if mode not in ("nearest", linear_mode):
+        raise NotImplementedError(f"{op}: mode {mode!r} is not supported for "
+                                  f"{input.ndim}-D input (use 'nearest' or {linear_mode!r})")
+    if mode == "nearest" and align_corners is not None:
+        raise ValueError(f"{op}: align_corners option can only be set with the interpolating "
+                         "modes: linear | bilinear | bicubic | trilinear")
+    if antialias:
+        raise NotImplementedError(f"{op}: antialias is not supported")
+    sizes, scales = _interp_scales(op, input, size, scale_factor)
+    if recompute_scale_factor:
+        scales = (None,) * len(sizes)
+    out = input
+    for i, (n_out, scale) in enumerate(zip(sizes, scales)):
+        dim, n_in = 2 + i, input.shape[2 + i]
+        dst = np.arange(n_out, dtype=np.float64)
+        if mode == "nearest":
+            s = n_in / n_out if scale is None else scale
+            src = np.minimum(np.floor(dst * s).astype(np.int64), n_in - 1)
+            out = out.index_select(dim, _tensor(src, device=input.device))
+            continue
+        if align_corners:
+            pos = dst * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+        else:
+            s = n_in / n_out if scale is None else scale
+            pos = np.maximum((dst + 0.5) * s - 0.5, 0.0)
+        i0 = np.minimum(np.floor(pos).astype(np.int64), n_in - 1)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        shape = [1] * input.ndim
+        shape[dim] = n_out
+        w1 = _tensor((pos - i0).reshape(shape), dtype=input.dtype, device=input.device)
+        lo = out.index_select(dim, _tensor(i0, device=input.device))
+        hi = out.index_select(dim, _tensor(i1, device=input.device))
+        out = lo * (1.0 - w1) + hi * w1
+    return out

@@ -11,13 +11,42 @@ tensor([[4., 4., 4.],
 """
 from __future__ import annotations
 
+from typing import Any
+
 from ..autograd import Function
 from .common import binary_operands, unbroadcast, wrap
 
+# PyTorch's C++ scalar-type names, used in its dtype-mismatch messages
+TORCH_TYPE_NAMES = {"float64": "Double", "float32": "Float", "float16": "Half",
+                    "bfloat16": "BFloat16", "int64": "Long", "int32": "Int", "int16": "Short",
+                    "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+def torch_type_name(dtype: Any) -> str:
+    """PyTorch's name for a dtype in error messages (``float64`` -> ``Double``).
+
+    >>> import lightgrad as lg
+    >>> torch_type_name(lg.float64), torch_type_name(lg.int64)
+    ('Double', 'Long')
+    """
+    name = getattr(dtype, "name", str(dtype))
+    return TORCH_TYPE_NAMES.get(name, name)
+
+
+def check_same_dtype(a: Any, b: Any, what: str = "mat1 and mat2") -> None:
+    """A RuntimeError, worded as PyTorch's, when two matmul operands differ in dtype
+    (PyTorch does not promote in ``matmul``, ``mm``, ``bmm`` or ``linear``)."""
+    if a.dtype is not b.dtype and a.dtype != b.dtype:
+        raise RuntimeError(f"{what} must have the same dtype, but got "
+                           f"{torch_type_name(a.dtype)} and {torch_type_name(b.dtype)}")
+
 
 class MatMul(Function):
+    """``a @ b`` for operands of the same dtype (mixed dtypes raise, as in PyTorch)."""
+
     @staticmethod
     def forward(ctx, a, b):
+        check_same_dtype(a, b)
         x, y, dev, _ = binary_operands("matmul", a, b)
         ctx.save_for_backward(a, b)
         return wrap(dev.backend.matmul(x, y), dev)

@@ -31,7 +31,8 @@ from lightgrad.models.cnn import LeNet
 from lightgrad.models.mlp import MLP
 from lightgrad.nn import functional as F
 from lightgrad.train.common import (
-    Progress, add_device_argument, model_device, resolve_device, save_curves,
+    Progress, add_device_argument, check_out_dir, model_device, non_negative, positive,
+    probability, resolve_device, save_curves,
 )
 
 CHECKPOINT = "ckpt.safetensors"
@@ -209,19 +210,6 @@ def _int_list(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-    parse.__name__ = kind.__name__
-    return parse
-
-
 def add_arguments(parser: argparse.ArgumentParser, model: str) -> None:
     """Options of ``lightgrad train mlp`` / ``lightgrad train cnn``."""
     d = DEFAULTS[model]
@@ -230,21 +218,21 @@ def add_arguments(parser: argparse.ArgumentParser, model: str) -> None:
       help="directory with MNIST or Fashion-MNIST IDX files (train-images-idx3-ubyte, "
            "train-labels-idx1-ubyte, t10k-..., optionally .gz); default: scikit-learn's "
            "8x8 digits (1,438 train / 359 test images)")
-    a("--train-split", type=_positive(int), default=None, metavar="N",
+    a("--train-split", type=positive(int), default=None, metavar="N",
       help="train on the first N images of the t10k files and test on the rest (for a "
            "directory that only has the t10k files)")
-    a("--epochs", type=_positive(int), default=None,
+    a("--epochs", type=positive(int), default=None,
       help=f"passes over the training set (default: {EPOCHS['digits']} on digits, "
            f"{EPOCHS['idx']} with --data)")
-    a("--batch-size", type=_positive(int), default=64, help="images per step (default: 64)")
-    a("--lr", type=_positive(float), default=d["lr"],
+    a("--batch-size", type=positive(int), default=64, help="images per step (default: 64)")
+    a("--lr", type=positive(float), default=d["lr"],
       help=f"peak learning rate (default: {d['lr']:g})")
     a("--schedule", choices=["cosine", "constant"], default="cosine",
       help="learning-rate schedule over all steps: cosine decay to 0 (default) or constant")
     a("--optimizer", choices=["sgd", "adam", "adamw"], default="adam",
       help="sgd (with --momentum), adam (default) or adamw")
-    a("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
-    a("--weight-decay", type=float, default=0.0,
+    a("--momentum", type=non_negative(float), default=0.9, help="SGD momentum (default: 0.9)")
+    a("--weight-decay", type=non_negative(float), default=0.0,
       help="weight decay: L2 for sgd/adam, decoupled for adamw (default: 0)")
     hidden = ",".join(map(str, d["hidden"]))
     if model == "mlp":
@@ -257,10 +245,10 @@ def add_arguments(parser: argparse.ArgumentParser, model: str) -> None:
         a("--hidden", type=_int_list, default=d["hidden"], metavar="SIZE",
           help=f"width of the hidden linear layer (default: {hidden})")
         a("--batch-norm", action="store_true", help="BatchNorm2d after each conv layer")
-    a("--dropout", type=float, default=d["dropout"],
+    a("--dropout", type=probability, default=d["dropout"],
       help=f"dropout probability before each linear layer after the first (default: "
            f"{d['dropout']:g})")
-    a("--seed", type=int, default=0, help="random seed for init, shuffling, dropout "
+    a("--seed", type=non_negative(int), default=0, help="random seed for init, shuffling, dropout "
                                           "(default: 0)")
     a("--out", type=Path, default=Path(f"runs/{model}"),
       help=f"run directory for the checkpoint and the plot (default: runs/{model})")
@@ -289,6 +277,7 @@ def train(args: argparse.Namespace, log: Callable[[str], Any] = print) -> dict[s
     cmd = f"train {args.model}"
     device = resolve_device(getattr(args, "device", "cpu"), cmd)
     out: Path = args.out
+    check_out_dir(out, cmd)
     ckpt_path = out / CHECKPOINT
     if args.resume and not ckpt_path.is_file():
         raise FileNotFoundError(f"{cmd} --resume: no checkpoint at {ckpt_path}")
@@ -387,8 +376,10 @@ def _train_epoch(model: nn.Module, opt: optim.Optimizer, dataset: TensorDataset,
 def _plot(history: dict[str, list], steps_per_epoch: int, path: Path, title: str) -> str:
     per_step = [(step / steps_per_epoch, loss) for step, loss in history["step"]]
     epochs = history["epoch"]
-    return save_curves(path, {
-        "train loss (per step)": per_step,
-        "test loss": [(e[0], e[2]) for e in epochs],
-        "test accuracy": [(e[0], e[3]) for e in epochs]},
-        "epoch", "cross-entropy loss / accuracy", title)
+    return save_curves(
+        path, {"train loss (epoch mean)": [(e[0], e[1]) for e in epochs],
+               "test loss": [(e[0], e[2]) for e in epochs]},
+        "epoch", "cross-entropy loss (nats/image)", title,
+        noisy={"train loss (per step)": per_step},
+        twin={"test accuracy": [(e[0], 100 * e[3]) for e in epochs]},
+        twin_label="test accuracy (%)")

@@ -28,8 +28,8 @@ import lightgrad as lg
 from lightgrad.models.gpt import GPT, PRESETS, GPTConfig
 from lightgrad.models.tokenizer import BPETokenizer, CharTokenizer
 from lightgrad.train.common import (
-    Progress, add_device_argument, default_device, model_device, resolve_device, save_curves,
-    warmup_cosine_lr,
+    Progress, add_device_argument, check_out_dir, default_device, model_device, non_negative,
+    positive, probability, resolve_device, save_curves, top_p_mass, warmup_cosine_lr,
 )
 
 CHECKPOINT = "ckpt.safetensors"
@@ -62,6 +62,9 @@ def default_corpus(max_chars: int = 1_000_000) -> str:
 
 def read_text(path: Path) -> str:
     """The UTF-8 text of ``path``; clear errors for missing, empty and binary files."""
+    if path.is_dir():
+        raise ValueError(f"train gpt: --data {path} is a directory; expected a UTF-8 text "
+                         "file")
     if not path.is_file():
         raise FileNotFoundError(f"train gpt: data file {path} does not exist")
     raw = path.read_bytes()
@@ -160,26 +163,32 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
       help="model size preset (default: baby = 4 layers, 4 heads, width 128, context 64)")
     a("--tokenizer", default="char", choices=["char", "bpe"],
       help="character-level (default) or byte-level BPE tokens")
-    a("--bpe-vocab-size", type=int, default=512, help="BPE vocabulary size (default: 512)")
-    a("--block-size", type=int, default=None, help="context length (default: the preset's)")
-    a("--batch-size", type=int, default=12, help="sequences per step (default: 12)")
-    a("--max-iters", type=int, default=1500,
+    a("--bpe-vocab-size", type=positive(int), default=512,
+      help="BPE vocabulary size (default: 512)")
+    a("--block-size", type=positive(int), default=None,
+      help="context length (default: the preset's)")
+    a("--batch-size", type=positive(int), default=12, help="sequences per step (default: 12)")
+    a("--max-iters", type=positive(int), default=1500,
       help="training steps (default: 1500, about two minutes for the baby preset)")
-    a("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
-    a("--min-lr", type=float, default=1e-4, help="final learning rate (default: 1e-4)")
-    a("--warmup-iters", type=int, default=100, help="linear warm-up steps (default: 100)")
-    a("--weight-decay", type=float, default=0.1, help="AdamW weight decay (default: 0.1)")
-    a("--grad-clip", type=float, default=1.0, help="max gradient norm, 0 = off (default: 1)")
-    a("--dropout", type=float, default=0.0, help="dropout probability (default: 0)")
-    a("--eval-interval", type=int, default=250, help="steps between val evaluations")
-    a("--eval-iters", type=int, default=20, help="batches per evaluation (default: 20)")
-    a("--max-chars", type=int, default=1_000_000,
+    a("--lr", type=positive(float), default=1e-3, help="peak learning rate (default: 1e-3)")
+    a("--min-lr", type=non_negative(float), default=1e-4,
+      help="final learning rate (default: 1e-4)")
+    a("--warmup-iters", type=non_negative(int), default=100,
+      help="linear warm-up steps (default: 100)")
+    a("--weight-decay", type=non_negative(float), default=0.1,
+      help="AdamW weight decay (default: 0.1)")
+    a("--grad-clip", type=non_negative(float), default=1.0,
+      help="max gradient norm, 0 = off (default: 1)")
+    a("--dropout", type=probability, default=0.0, help="dropout probability (default: 0)")
+    a("--eval-interval", type=positive(int), default=250, help="steps between val evaluations")
+    a("--eval-iters", type=positive(int), default=20, help="batches per evaluation (default: 20)")
+    a("--max-chars", type=positive(int), default=1_000_000,
       help="characters of the built-in corpus to use (default: 1,000,000)")
     a("--out", type=Path, default=Path("runs/gpt"),
       help="run directory for checkpoint, tokenizer and plot (default: runs/gpt)")
     a("--resume", action="store_true", help="continue from the checkpoint in --out")
-    a("--seed", type=int, default=1337, help="random seed (default: 1337)")
-    a("--sample-chars", type=int, default=300, help="tokens to sample at the end")
+    a("--seed", type=non_negative(int), default=1337, help="random seed (default: 1337)")
+    a("--sample-chars", type=non_negative(int), default=300, help="tokens to sample at the end")
     add_device_argument(parser)
 
 
@@ -202,6 +211,7 @@ def train(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     device = resolve_device(getattr(args, "device", "cpu"), "train gpt")
     lg.manual_seed(args.seed)  # after the device exists: it seeds every device in use
     out: Path = args.out
+    check_out_dir(out, "train gpt")
     ckpt_path = out / CHECKPOINT
     if args.resume:
         if not ckpt_path.is_file():
@@ -264,10 +274,11 @@ def train(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
                      "history": json.dumps(history)}, ckpt_path)
             last = time.perf_counter()
     bar.close()
-    log(save_curves(out / "loss.png", {
-        "train (per step)": history["step"], "train (eval)": history["train"],
-        "val (eval)": history["val"]}, "step", "cross-entropy loss",
-        f"GPT {args.preset} on {Path(source).name if args.data else 'stdlib sources'}"))
+    log(save_curves(
+        out / "loss.png", {"train (eval)": history["train"], "val (eval)": history["val"]},
+        "training step (iterations)", "cross-entropy loss (nats/token)",
+        f"GPT {args.preset} on {Path(source).name if args.data else 'stdlib sources'}",
+        noisy={"train (per step)": history["step"]}))
     if args.sample_chars > 0:
         log("sample:")
         log(sample_text(model, tok, "\n", args.sample_chars, temperature=0.8, top_k=None))
@@ -296,11 +307,12 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     a("--checkpoint", type=Path, default=Path("runs/gpt"),
       help="run directory or its ckpt.safetensors (default: runs/gpt)")
     a("--prompt", default="\n", help="text to continue (default: a newline)")
-    a("-n", "--num-tokens", type=int, default=500, help="tokens to generate (default: 500)")
-    a("--temperature", type=float, default=0.8, help="0 = greedy (default: 0.8)")
-    a("--top-k", type=int, default=None, help="sample from the k most likely tokens")
-    a("--top-p", type=float, default=None, help="nucleus sampling probability mass")
-    a("--seed", type=int, default=None, help="random seed for reproducible samples")
+    a("-n", "--num-tokens", type=positive(int), default=500,
+      help="tokens to generate (default: 500)")
+    a("--temperature", type=non_negative(float), default=0.8, help="0 = greedy (default: 0.8)")
+    a("--top-k", type=positive(int), default=None, help="sample from the k most likely tokens")
+    a("--top-p", type=top_p_mass, default=None, help="nucleus sampling probability mass")
+    a("--seed", type=non_negative(int), default=None, help="random seed for reproducible samples")
     add_device_argument(parser)
 
 

@@ -12,6 +12,7 @@ import math
 from typing import Any, Sequence
 
 from ...creation import empty
+from ...ops.linalg import check_same_dtype
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -70,6 +71,9 @@ class Linear(Module):
         if input.ndim == 0 or input.shape[-1] != self.in_features:
             raise RuntimeError(f"{describe(self)}: expected input with last dim "
                                f"{self.in_features}, got shape {tuple(input.shape)}")
+        # PyTorch never converts the input: an int or float64 batch into float32 weights
+        # is "mat1 and mat2 must have the same dtype, but got Double and Float"
+        check_same_dtype(input, self.weight)
         return F.linear(input, self.weight, self.bias)
 
     def _short_repr(self) -> str:
