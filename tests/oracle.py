@@ -96,3 +96,37 @@ def check_parity(fn: Callable[..., Any], arrays: Sequence[np.ndarray], torch_fn:
             assert (a.grad is None) == (b.grad is None)
             if a.grad is not None:
                 assert_close(a.grad, b.grad, dtype, rtol, atol)
+
+
+def flat_tensors(x: Any) -> list:
+    """The tensors of an output like ``(out, (h, c))`` in order (None entries dropped)."""
+    if isinstance(x, (tuple, list)):
+        return [t for item in x for t in flat_tensors(item) if t is not None]
+    return [x]
+
+
+def compare_modules(ours: Any, theirs: Any, arrays: Sequence[np.ndarray],
+                    call: Callable[[Any, list, Any], Any]) -> None:
+    """``call(module, input tensors, library)`` on a lightgrad and a torch module holding the
+    same weights; compare every output, then the gradients of ``sum(out_i * w_i)`` (fixed
+    random ``w_i``) w.r.t. the inputs and every parameter."""
+    import torch
+    lg_in = [lg.tensor(a, requires_grad=True) for a in arrays]
+    th_in = [torch.tensor(a, requires_grad=True) for a in arrays]
+    outs = flat_tensors(call(ours, lg_in, lg))
+    touts = flat_tensors(call(theirs, th_in, torch))
+    assert len(outs) == len(touts)
+    rng = np.random.default_rng(1)
+    loss, tloss = 0, 0
+    for o, t in zip(outs, touts):
+        assert_close(o, t)
+        w = rng.standard_normal(tuple(t.shape))
+        loss = loss + (o * lg.tensor(w)).sum()
+        tloss = tloss + (t * torch.tensor(w)).sum()
+    loss.backward()
+    tloss.backward()
+    for a, b in zip(lg_in, th_in):
+        assert_close(a.grad, b.grad)
+    tparams = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        assert_close(p.grad, tparams[name].grad)

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
-from oracle import assert_close, to_numpy
+from oracle import assert_close, compare_modules, to_numpy
 
 import lightgrad as lg
 from lightgrad import nn
@@ -29,35 +29,6 @@ def _pair(make: Callable[[Any], Any]) -> tuple[Any, Any]:
                                    for k, v in theirs.state_dict().items()})
     assert result.missing_keys == [] and result.unexpected_keys == []
     return ours, theirs
-
-
-def _flat(x: Any) -> list:
-    if isinstance(x, (tuple, list)):
-        return [t for item in x for t in _flat(item) if t is not None]
-    return [x]
-
-
-def _compare(ours: Any, theirs: Any, arrays: list, call: Callable[[Any, list, Any], Any]) -> None:
-    """``call(module, input tensors, library)`` on both; compare every output, then the
-    gradients of ``sum(out_i * w_i)`` w.r.t. the inputs and all parameters."""
-    lg_in = [lg.tensor(a, requires_grad=True) for a in arrays]
-    th_in = [torch.tensor(a, requires_grad=True) for a in arrays]
-    outs, touts = _flat(call(ours, lg_in, lg)), _flat(call(theirs, th_in, torch))
-    assert len(outs) == len(touts)
-    rng = np.random.default_rng(1)
-    loss, tloss = 0, 0
-    for o, t in zip(outs, touts):
-        assert_close(o, t)
-        w = rng.standard_normal(tuple(t.shape))
-        loss = loss + (o * lg.tensor(w)).sum()
-        tloss = tloss + (t * torch.tensor(w)).sum()
-    loss.backward()
-    tloss.backward()
-    for a, b in zip(lg_in, th_in):
-        assert_close(a.grad, b.grad)
-    tparams = dict(theirs.named_parameters())
-    for name, p in ours.named_parameters():
-        assert_close(p.grad, tparams[name].grad)
 
 
 def _masks(lib: Any, kind: str) -> tuple:
@@ -86,7 +57,7 @@ def test_multihead_attention_matches_torch(batch_first: bool, masks: str,
         attn, pad = _masks(lib, masks)
         return mod(*ts, key_padding_mask=pad, attn_mask=attn, average_attn_weights=average)
 
-    _compare(ours, theirs, arrays, call)
+    compare_modules(ours, theirs, arrays, call)
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -95,7 +66,7 @@ def test_multihead_attention_kdim_vdim_unbatched(bias: bool) -> None:
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal((L, E)), rng.standard_normal((S, 3)),
               rng.standard_normal((S, 5))]
-    _compare(ours, theirs, arrays, lambda mod, ts, lib: mod(*ts))
+    compare_modules(ours, theirs, arrays, lambda mod, ts, lib: mod(*ts))
 
 
 def test_multihead_attention_3d_mask_and_no_weights() -> None:
@@ -109,7 +80,7 @@ def test_multihead_attention_3d_mask_and_no_weights() -> None:
         assert w is None
         return out
 
-    _compare(ours, theirs, arrays, call)
+    compare_modules(ours, theirs, arrays, call)
 
 
 def test_multihead_attention_causal_and_errors() -> None:
@@ -143,7 +114,7 @@ def test_transformer_encoder_matches_torch(config: tuple) -> None:
         pad = lib.tensor(np.array([[False, False, True], [False, False, False]]))
         return mod(ts[0], mask=mask, src_key_padding_mask=pad)
 
-    _compare(ours, theirs, arrays, call)
+    compare_modules(ours, theirs, arrays, call)
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -158,7 +129,7 @@ def test_transformer_matches_torch(norm_first: bool) -> None:
         pad = lib.tensor(np.array([[False, True], [False, False]]))
         return mod(ts[0], ts[1], tgt_mask=mask, memory_key_padding_mask=pad)
 
-    _compare(ours, theirs, arrays, call)
+    compare_modules(ours, theirs, arrays, call)
 
 
 def test_transformer_decoder_layer_and_subclass() -> None:
@@ -180,7 +151,8 @@ def test_transformer_decoder_layer_and_subclass() -> None:
                     "norm3.weight", "norm3.bias"]
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal((L, N, E)), rng.standard_normal((S, N, E))]
-    _compare(ours, theirs, arrays, lambda mod, ts, lib: mod(ts[0], ts[1], tgt_is_causal=False))
+    compare_modules(ours, theirs, arrays,
+                    lambda mod, ts, lib: mod(ts[0], ts[1], tgt_is_causal=False))
 
 
 CONV_T = [
@@ -199,14 +171,14 @@ def test_conv_transpose_matches_torch(config: tuple) -> None:
     ours, theirs = _pair(lambda m: getattr(m, name)(2, 4, **kw))
     assert repr(ours) == repr(theirs)
     rng = np.random.default_rng(0)
-    _compare(ours, theirs, [rng.standard_normal((2, 2) + (3,) * n)],
+    compare_modules(ours, theirs, [rng.standard_normal((2, 2) + (3,) * n)],
              lambda mod, ts, lib: mod(ts[0]))
 
 
 def test_conv_transpose_output_size_and_unbatched() -> None:
     ours, theirs = _pair(lambda m: m.ConvTranspose2d(2, 3, 3, stride=2, padding=1))
     rng = np.random.default_rng(0)
-    _compare(ours, theirs, [rng.standard_normal((2, 3, 3))],
+    compare_modules(ours, theirs, [rng.standard_normal((2, 3, 3))],
              lambda mod, ts, lib: mod(ts[0], output_size=[6, 5]))
 
 
@@ -284,4 +256,4 @@ def test_data_parallel() -> None:
     assert list(ours.state_dict()) == ["module.weight", "module.bias"]
     assert isinstance(ours.module, nn.Linear) and nn.parallel.DataParallel is nn.DataParallel
     rng = np.random.default_rng(0)
-    _compare(ours, theirs, [rng.standard_normal((4, 3))], lambda mod, ts, lib: mod(ts[0]))
+    compare_modules(ours, theirs, [rng.standard_normal((4, 3))], lambda mod, ts, lib: mod(ts[0]))

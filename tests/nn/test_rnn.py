@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
-from oracle import assert_close, to_numpy
+from oracle import assert_close, compare_modules, to_numpy
 
 import lightgrad as lg
 from lightgrad import nn
@@ -33,34 +33,9 @@ def _pair(make: Callable[[Any], Any]) -> tuple[Any, Any]:
     return ours, theirs
 
 
-def _flat(x: Any) -> list:
-    """The tensors of an output like ``(out, (h, c))`` in order."""
-    if isinstance(x, (tuple, list)):
-        return [t for item in x for t in _flat(item)]
-    return [x]
-
-
 def _compare(ours: Any, theirs: Any, arrays: list, structure: Callable[[list], tuple]) -> None:
-    """Call both modules on ``structure(tensors made from arrays)``; compare every output,
-    then the gradients of ``sum(out_i * w_i)`` w.r.t. the inputs and all parameters."""
-    lg_in = [lg.tensor(a, requires_grad=True) for a in arrays]
-    th_in = [torch.tensor(a, requires_grad=True) for a in arrays]
-    outs, touts = _flat(ours(*structure(lg_in))), _flat(theirs(*structure(th_in)))
-    assert len(outs) == len(touts)
-    rng = np.random.default_rng(1)
-    loss, tloss = 0, 0
-    for o, t in zip(outs, touts):
-        assert_close(o, t)
-        w = rng.standard_normal(tuple(t.shape))
-        loss = loss + (o * lg.tensor(w)).sum()
-        tloss = tloss + (t * torch.tensor(w)).sum()
-    loss.backward()
-    tloss.backward()
-    for a, b in zip(lg_in, th_in):
-        assert_close(a.grad, b.grad)
-    tparams = dict(theirs.named_parameters())
-    for name, p in ours.named_parameters():
-        assert_close(p.grad, tparams[name].grad)
+    """Both modules called on ``structure(tensors made from arrays)``, compared."""
+    compare_modules(ours, theirs, arrays, lambda module, ins, _lib: module(*structure(ins)))
 
 
 MODULES = {
