@@ -1,10 +1,11 @@
 """One training step of the LeNet-style CNN on 28x28 images (batch 64): forward, backward,
 Adam update.
 
-    python benchmarks/cnn_step.py [--batch 64] [--channels 32,64] [--iters 30]
+    python benchmarks/cnn_step.py [--batch 64] [--channels 32,64] [--iters 30] [--threads 2]
 
 Runs the same step in lightgrad (``lightgrad.models.cnn.LeNet`` + F.cross_entropy +
-optim.Adam) and in PyTorch (2 threads, the same architecture and weights) in one process,
+optim.Adam) and in PyTorch (the same architecture and weights) in one process, both on
+``--threads`` threads (default 2; 0 keeps each framework's default),
 prints ms/step and the ratio (target: lightgrad <= 1.5x PyTorch), then the share of
 lightgrad's step spent in each backend primitive (conv, pooling, matmul...).
 """
@@ -85,9 +86,13 @@ def main() -> None:
     parser.add_argument("--channels", default="32,64",
                         help="the two convs' channels (default: 32,64, the CLI's default)")
     parser.add_argument("--iters", type=int, default=30, help="timed steps (default: 30)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads for both (default 2; 0: lightgrad automatic, torch's own)")
     args = parser.parse_args()
     import torch
-    torch.set_num_threads(2)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        lg.set_num_threads(args.threads)
     from lightgrad import optim
     from lightgrad.models.cnn import LeNet
     from lightgrad.nn import functional as F

@@ -6,12 +6,13 @@ The model is 4 layers, 4 heads, width 128, context 64, vocabulary 65, batch 12 (
 CPU configuration for Tiny Shakespeare). Both frameworks start from the same weights and
 see the same batches; a step is forward + backward + ``clip_grad_norm_(1.0)`` + AdamW
 (decay/no-decay groups). PyTorch runs on 2 threads (``torch.set_num_threads(2)``), and so
-does NumPy's BLAS under lightgrad (``--threads`` changes both). The two are timed in
-alternating rounds in one process and the best round of each is reported (the machine may
-be shared). Also printed: a forward-only time (no_grad, logits and loss), lightgrad's
-forward / backward / optimizer split, and with ``--profile`` a cProfile top-15 of
-lightgrad's step by own time.
-Target: lightgrad <= 1.2x PyTorch.
+does NumPy's BLAS under lightgrad (``--threads`` changes both; ``--threads 0`` keeps each
+framework's default: lightgrad's automatic count, PyTorch's one thread per core). The two
+are timed in alternating rounds in one process and the best round of each is reported (the
+machine may be shared). Also printed: a forward-only time (no_grad, logits and loss),
+lightgrad's forward / backward / optimizer split, and with ``--profile`` a cProfile top-15
+of lightgrad's step by own time.
+Target: lightgrad <= 1.0x PyTorch (eager).
 """
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
+    from steps import lm_batches, lm_step
     from torch_gpt import TorchGPT, copy_weights, set_threads
     threads = set_threads(args.threads)
 
@@ -67,16 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
     topt = tmodel.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
 
-    rng = np.random.default_rng(0)
-    n_batches = 16
-    data = rng.integers(0, VOCAB, (n_batches, BATCH, config.block_size + 1))
-    lg_batches = [(lg.tensor(b[:, :-1]), lg.tensor(b[:, 1:])) for b in data]
-    t_batches = [(torch.tensor(b[:, :-1]), torch.tensor(b[:, 1:])) for b in data]
-    counter = {"lg": 0, "torch": 0}
+    lg_batches, t_batches = lm_batches(VOCAB, 16, BATCH, config.block_size, torch)
+    counter = {"lg": 0}
     phases = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
 
     def lg_step(split: bool = False) -> float:
-        x, y = lg_batches[counter["lg"] % n_batches]
+        x, y = lg_batches[counter["lg"] % len(lg_batches)]
         counter["lg"] += 1
         t0 = time.perf_counter()
         _, loss = model(x, y)
@@ -93,15 +91,7 @@ def main(argv: list[str] | None = None) -> None:
             phases["optimizer"] += t3 - t2
         return loss.item()
 
-    def torch_step() -> float:
-        x, y = t_batches[counter["torch"] % n_batches]
-        counter["torch"] += 1
-        _, loss = tmodel(x, y)
-        topt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(tmodel.parameters(), 1.0)
-        topt.step()
-        return loss.item()
+    torch_step = lm_step(tmodel, topt, t_batches, torch.nn.utils.clip_grad_norm_)
 
     # sanity: the first steps agree (same weights, same batches)
     first = [(lg_step(), torch_step()) for _ in range(3)]

@@ -19,3 +19,32 @@ def classifier_step(model: Any, opt: Any, functional: Any, x: Any, y: Any
         opt.step()
         return loss
     return step
+
+
+def lm_batches(vocab: int, n: int, batch: int, length: int, torch: Any) -> tuple[list, list]:
+    """``n`` random (inputs, targets) batches of token ids, as lightgrad and as torch
+    tensors (the same numbers)."""
+    import numpy as np
+
+    import lightgrad as lg
+    data = np.random.default_rng(0).integers(0, vocab, (n, batch, length + 1))
+    return ([(lg.tensor(b[:, :-1]), lg.tensor(b[:, 1:])) for b in data],
+            [(torch.tensor(b[:, :-1]), torch.tensor(b[:, 1:])) for b in data])
+
+
+def lm_step(model: Any, opt: Any, batches: list, clip: Callable[..., Any]
+            ) -> Callable[[], float]:
+    """A closure doing one language-model training step (forward, backward, gradient
+    clipping at 1.0, optimizer step) on the next of ``batches``, returning the loss."""
+    counter = [0]
+
+    def step() -> float:
+        x, y = batches[counter[0] % len(batches)]
+        counter[0] += 1
+        _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clip(model.parameters(), 1.0)
+        opt.step()
+        return loss.item()
+    return step

@@ -111,8 +111,11 @@ def copy_weights(lg_model: Any, model: TorchGPT) -> None:
 
 def set_threads(n: int) -> str:
     """Use ``n`` threads in PyTorch and in NumPy's BLAS (lightgrad's matmuls); returns a
-    line saying so."""
+    line saying so. ``n = 0`` keeps each framework's default."""
     import lightgrad as lg
+    if n == 0:  # each framework's default: lightgrad's automatic count, torch's core count
+        lg.set_num_threads(None)
+        return f"default threads (torch {torch.get_num_threads()}, lightgrad automatic)"
     torch.set_num_threads(n)
     lg.set_num_threads(n)
     return f"torch and NumPy BLAS on {n} thread{'s' if n > 1 else ''}"

@@ -34,6 +34,7 @@ from .functions import (  # noqa: F401
 from .ops.division import floor_divide, fmod, remainder  # noqa: F401
 from .ops.einsum import einsum  # noqa: F401
 from .ops.linalg_extra import addmm, baddbmm, bmm, mm, mv, outer  # noqa: F401
+from .ops.unique import unique, unique_consecutive  # noqa: F401
 
 from .io import load, save
 
@@ -45,6 +46,8 @@ long = int64
 int = int32  # noqa: A001
 
 from . import data, nn, optim  # noqa: E402  (after the core: they build on it)
+from . import graph  # noqa: E402  (graph mode: lg.graph, lg.jit)
+from .graph import jit  # noqa: E402
 from . import cuda  # noqa: E402
 from . import accelerator, onnx, serialization  # noqa: E402,F401
 from .backends import cudnn as _cudnn, mps as _mps  # noqa: E402,F401  (lg.backends.cudnn)

@@ -262,61 +262,63 @@ class Function(Context):
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
         ctx = object.__new__(cls)
-        record = False
         if _grad_enabled[0]:
             for a in args:
                 if isinstance(a, Tensor) and a.requires_grad:
-                    record = True
-                    break
-        if not record:
-            # Nothing to differentiate: forward runs as is, nothing is saved or linked.
-            ctx.needs_input_grad = (False,) * len(args)
-            return cls.forward(ctx, *args, **kwargs)
-        ctx._record = True
-        # One pass over the inputs: which need a gradient, the graph edge to each of those
-        # (its grad_fn, or the leaf tensor itself) and its shape/dtype for checking grads.
-        needs, edges, meta = [], [], []
+                    return ctx._recorded_call(args, kwargs)
+        # Nothing to differentiate: forward runs as is, nothing is saved or linked.
+        ctx.needs_input_grad = (False,) * len(args)
+        return cls.forward(ctx, *args, **kwargs)
+
+    def _recorded_call(self, args: tuple, kwargs: dict) -> Any:
+        """``apply`` when an input requires grad: run forward, link this node to the graph."""
+        self._record = True
+        # One pass over the inputs: the graph edge to each that needs a gradient (its
+        # grad_fn, or the leaf tensor itself) and its shape/dtype for checking grads.
+        edges, meta = [], []
         for a in args:
             if isinstance(a, Tensor) and a.requires_grad:
-                needs.append(True)
                 fn = a.grad_fn
                 edges.append((fn, a._output_nr) if fn is not None else (a, 0))
                 meta.append((a._data.shape, a._data.dtype))
             else:
-                needs.append(False)
                 edges.append(None)
                 meta.append(None)
-        ctx.needs_input_grad = tuple(needs)
-        ctx._edges = tuple(edges)
-        ctx._input_meta = tuple(meta)
+        self._edges = edges = tuple(edges)
+        self._input_meta = tuple(meta)
+        self.needs_input_grad = tuple([e is not None for e in edges])
         _grad_enabled[0] = False
         try:
-            out = cls.forward(ctx, *args, **kwargs)
+            out = type(self).forward(self, *args, **kwargs)
         finally:
             _grad_enabled[0] = True
-        return ctx._connect(args, out)
+        return self._connect(args, out)
 
     def _connect(self, args: Sequence[Any], out: Any) -> Any:
         """Make the outputs of forward point at this node."""
-        single = not isinstance(out, tuple)
-        outputs = [out] if single else list(out)
+        if not isinstance(out, tuple):
+            return self._link(args, out, 0)
+        outputs = tuple([self._link(args, o, nr) for nr, o in enumerate(out)])
+        self._n_outputs = len(outputs)
+        self._output_meta = tuple((o._data.shape, o._data.dtype, o.device) for o in outputs)
+        return outputs
+
+    def _link(self, args: Sequence[Any], o: Any, nr: int) -> Any:
+        """Output ``nr`` of forward, pointed at this node (integer outputs and those marked
+        non-differentiable stay out of the graph)."""
+        if not isinstance(o, Tensor):
+            raise TypeError(f"{type(self).__name__}.forward must return Tensors, "
+                            f"got {type(o).__name__} at output {nr}")
+        for a in args:
+            if o is a:  # forward returned an input unchanged: output a new alias of it
+                o = o.detach()
+                break
         skip = self._non_differentiable
-        for nr, o in enumerate(outputs):
-            if not isinstance(o, Tensor):
-                raise TypeError(f"{type(self).__name__}.forward must return Tensors, "
-                                f"got {type(o).__name__} at output {nr}")
-            for a in args:
-                if o is a:  # forward returned an input unchanged: output a new alias of it
-                    o = outputs[nr] = o.detach()
-                    break
-            if o._data.dtype in dtypes.FLOAT_NUMPY_DTYPES and (not skip or id(o) not in skip):
-                o.requires_grad = True
-                o.grad_fn = self
-                o._output_nr = nr
-        if not single:
-            self._n_outputs = len(outputs)
-            self._output_meta = tuple((o._data.shape, o._data.dtype, o.device) for o in outputs)
-        return outputs[0] if single else tuple(outputs)
+        if o._data.dtype in dtypes.FLOAT_NUMPY_DTYPES and (not skip or id(o) not in skip):
+            o.requires_grad = True
+            o.grad_fn = self
+            o._output_nr = nr
+        return o
 
 
 # ----------------------------------------------------------------------------- engine
@@ -353,7 +355,7 @@ def _check_grad(node: Context, index: int, grad: Any) -> Any:
     if not isinstance(grad, Tensor):
         raise TypeError(f"{node.name()} returned a {type(grad).__name__} as gradient for "
                         f"input {index}; expected a Tensor or None")
-    if grad.shape != shape:
+    if grad._data.shape != shape:
         raise RuntimeError(f"{node.name()} returned an invalid gradient for input {index}: "
                            f"shape {tuple(grad.shape)}, expected {tuple(shape)}")
     if grad._data.dtype != np_dtype:
@@ -368,11 +370,70 @@ def _accumulate(store: dict, key: int, nr: int, grad: Any, n: int) -> None:
     slot[nr] = grad if slot[nr] is None else slot[nr] + grad
 
 
+# Callbacks queued during a backward run, one list per (possibly nested) run.
+_callback_stack: list[list[Callable[[], None]]] = []
+
+
+def queue_callback(callback: Callable[[], None]) -> None:
+    """Run ``callback()`` once the backward pass now running has finished (every leaf's
+    ``.grad`` written); for hooks that start work during backward and must finish it, like
+    DistributedDataParallel waiting for its gradient all-reduces.
+
+    >>> import lightgrad as lg
+    >>> x = lg.ones(2, requires_grad=True)
+    >>> _ = x.register_hook(lambda g: queue_callback(lambda: print("done")))
+    >>> x.sum().backward()
+    done
+    """
+    if not _callback_stack:
+        raise RuntimeError("queue_callback: can only be called while backward is running "
+                           "(from a hook)")
+    _callback_stack[-1].append(callback)
+
+
+def _leaf_edge_counts(order: list[Context]) -> dict[int, int]:
+    """How many graph edges lead into each leaf: its gradient is final after that many."""
+    counts: dict[int, int] = {}
+    for node in order:
+        for edge in node._edges:
+            if edge is not None and not isinstance(edge[0], Context):
+                counts[id(edge[0])] = counts.get(id(edge[0]), 0) + 1
+    return counts
+
+
+def _finish_leaf(leaf: Any, g: Any, claimed: set, create_graph: bool) -> None:
+    """Run the leaf's hooks, accumulate ``g`` into ``.grad``, then its post-accumulate
+    hooks."""
+    for hook in leaf._hooks or ():
+        new = hook(g)
+        g = new if new is not None else g
+    if leaf.grad is None:
+        if create_graph:
+            leaf.grad = g
+        else:
+            # .grad must not share memory with another leaf's .grad or with a
+            # gradient the caller passed in: copy those, keep fresh results (and
+            # views of them, such as a transposed weight gradient) as they are
+            storage = id((g._base[0] if g._base is not None else g)._data)
+            if storage in claimed:
+                leaf.grad = g.detach().clone()
+            else:
+                leaf.grad = g.detach()
+                claimed.add(storage)
+    elif create_graph:
+        leaf.grad = leaf.grad + g
+    else:
+        leaf.grad._data = leaf.grad.device.backend.add(leaf.grad._data, g._data)
+    for hook in leaf._post_accumulate_grad_hooks or ():
+        hook(leaf)
+
+
 def run_backward(tensors: Sequence[Any], grad_tensors: Sequence[Any], retain_graph: bool,
                  create_graph: bool, inputs: Sequence[Any] | None = None) -> list | None:
     """The engine: propagate ``grad_tensors`` from ``tensors`` back through the graph.
 
-    With ``inputs=None`` gradients accumulate into the ``.grad`` of leaves; otherwise the
+    With ``inputs=None`` gradients accumulate into the ``.grad`` of leaves, each leaf as
+    soon as its gradient is final (then its post-accumulate hooks run); otherwise the
     gradients of ``inputs`` are returned (and no ``.grad`` is touched).
     """
     roots = []
@@ -396,10 +457,16 @@ def run_backward(tensors: Sequence[Any], grad_tensors: Sequence[Any], retain_gra
 
     prev_mode = _grad_enabled[0]
     _grad_enabled[0] = create_graph
+    order = _topo_order(roots)
+    pending = _leaf_edge_counts(order) if wanted is None else None
+    claimed = {id(g._data) for g in grad_tensors}
+    _callback_stack.append([])
     try:
-        for node in _topo_order(roots):
+        for node in order:
             grads = node_grads.pop(id(node), None)
             if grads is None:
+                if pending is not None:
+                    _edges_done(node, pending, leaves, leaf_grads, claimed, create_graph)
                 continue
             if node._output_hooks:
                 for nr, hooks in node._output_hooks.items():
@@ -412,62 +479,72 @@ def run_backward(tensors: Sequence[Any], grad_tensors: Sequence[Any], retain_gra
                     i = wanted.get((id(node), nr))
                     if i is not None:
                         results[i] = g
-            if not any(e is not None for e in node._edges):
+            edges = node._edges
+            if edges.count(None) == len(edges):
                 continue
-            for nr, g in enumerate(grads):
-                if g is None:
-                    shape, np_dtype, dev = node._output_meta[nr]
-                    grads[nr] = Tensor._from_buffer(dev.backend.full(shape, 0, np_dtype), dev)
+            if node._n_outputs > 1:  # a single output's gradient is always there
+                for nr, g in enumerate(grads):
+                    if g is None:
+                        shape, np_dtype, dev = node._output_meta[nr]
+                        grads[nr] = Tensor._from_buffer(dev.backend.full(shape, 0, np_dtype),
+                                                        dev)
             out = type(node).backward(node, *grads)
             if not isinstance(out, tuple):
                 out = (out,)
-            if len(out) < len(node._edges):
+            if len(out) < len(edges):
                 raise RuntimeError(f"{node.name()} returned {len(out)} gradients, expected "
-                                   f"{len(node._edges)} (one per forward argument)")
+                                   f"{len(edges)} (one per forward argument)")
             if not retain_graph:
                 node._release()
-            for i, (edge, g) in enumerate(zip(node._edges, out)):
-                if edge is None or g is None:
+            for i, edge in enumerate(edges):
+                if edge is None:
                     continue
-                g = _check_grad(node, i, g)
                 child, nr = edge
+                g = out[i]
+                if g is not None:
+                    g = _check_grad(node, i, g)
                 if isinstance(child, Context):
-                    _accumulate(node_grads, id(child), nr, g, child._n_outputs)
-                else:
-                    leaves[id(child)] = child
-                    leaf_grads[id(child)] = g if id(child) not in leaf_grads \
-                        else leaf_grads[id(child)] + g
-        claimed = {id(g._data) for g in grad_tensors}
+                    if g is not None:
+                        _accumulate(node_grads, id(child), nr, g, child._n_outputs)
+                    continue
+                key = id(child)
+                if g is not None:
+                    leaves[key] = child
+                    leaf_grads[key] = g if key not in leaf_grads else leaf_grads[key] + g
+                if pending is not None:  # one edge into this leaf less to wait for
+                    pending[key] -= 1
+                    if pending[key] == 0 and key in leaf_grads:
+                        _finish_leaf(child, leaf_grads.pop(key), claimed, create_graph)
         for key, leaf in leaves.items():
-            g = leaf_grads[key]
-            for hook in leaf._hooks or ():
-                new = hook(g)
-                g = new if new is not None else g
             if wanted is not None:
+                g = leaf_grads[key]
+                for hook in leaf._hooks or ():
+                    new = hook(g)
+                    g = new if new is not None else g
                 i = wanted.get((key, -1))
                 if i is not None:
                     results[i] = g
-                continue
-            if leaf.grad is None:
-                if create_graph:
-                    leaf.grad = g
-                else:
-                    # .grad must not share memory with another leaf's .grad or with a
-                    # gradient the caller passed in: copy those, keep fresh results (and
-                    # views of them, such as a transposed weight gradient) as they are
-                    storage = id((g._base[0] if g._base is not None else g)._data)
-                    if storage in claimed:
-                        leaf.grad = g.detach().clone()
-                    else:
-                        leaf.grad = g.detach()
-                        claimed.add(storage)
-            elif create_graph:
-                leaf.grad = leaf.grad + g
-            else:
-                leaf.grad._data = leaf.grad.device.backend.add(leaf.grad._data, g._data)
+            elif key in leaf_grads:  # not finished early (a root, or fed by no node)
+                _finish_leaf(leaf, leaf_grads.pop(key), claimed, create_graph)
+        callbacks = _callback_stack[-1]
+        while callbacks:
+            callbacks.pop(0)()
     finally:
+        _callback_stack.pop()
         _grad_enabled[0] = prev_mode
     return results if inputs is not None else None
+
+
+def _edges_done(node: Context, pending: dict, leaves: dict, leaf_grads: dict, claimed: set,
+                create_graph: bool) -> None:
+    """``node`` has sent its gradients: finish the leaves it was the last to feed."""
+    for edge in node._edges:
+        if edge is None or isinstance(edge[0], Context):
+            continue
+        key = id(edge[0])
+        pending[key] -= 1
+        if pending[key] == 0 and key in leaf_grads:
+            _finish_leaf(leaves[key], leaf_grads.pop(key), claimed, create_graph)
 
 
 def _as_grad_list(tensors: Any, grads: Any, op: str) -> tuple[list, list]:

@@ -1,4 +1,5 @@
-"""The ``lightgrad`` command: ``info``, ``demo``, ``train gpt``, ``sample``.
+"""The ``lightgrad`` command: ``info``, ``demo``, ``train gpt``, ``sample``, ``convert``,
+``onnx``.
 
 >>> from lightgrad.cli import main
 >>> main(["info"])  # doctest: +ELLIPSIS
@@ -52,10 +53,28 @@ def _train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from lightgrad.convert import TorchMissingError, convert
+    try:
+        stats = convert(args.input, args.output)
+    except TorchMissingError as err:
+        print(f"lightgrad: error: {err}", file=sys.stderr)
+        return 2
+    size = stats["bytes"]
+    shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
+    print(f"converted {stats['tensors']} tensors ({shown}) from {args.input} to {args.output}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lightgrad.distributed.launch import main as launch
+    return launch(args)
+
+
 def _add_train_commands(sub: argparse._SubParsersAction) -> None:
     from lightgrad.train.classifier import add_arguments as add_classifier_arguments
     from lightgrad.train.gpt import add_sample_arguments, add_train_arguments
-    train = sub.add_parser("train", help="train a model (mlp, cnn, gpt)")
+    train = sub.add_parser("train", help="train a model (mlp, cnn, gpt, mamba)")
     models = train.add_subparsers(dest="model", required=True)
     descriptions = {"mlp": "train an MLP classifier on digits (default) or MNIST IDX files",
                     "cnn": "train a LeNet-style CNN on digits (default) or MNIST IDX files"}
@@ -63,10 +82,13 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
         classifier = models.add_parser(name, help=text, description=text)
         add_classifier_arguments(classifier, name)
         classifier.set_defaults(func=_train_classifier)
-    gpt = models.add_parser("gpt", help="train a GPT on a text file (default: built-in corpus)")
-    add_train_arguments(gpt)
-    gpt.set_defaults(func=_train_gpt)
-    sample = sub.add_parser("sample", help="generate text from a trained GPT checkpoint")
+    for name, title in (("gpt", "GPT"), ("mamba", "Mamba")):  # one training loop for both
+        lm = models.add_parser(name, help=f"train a {title} on a text file (default: built-in "
+                                          "corpus)")
+        add_train_arguments(lm, name)
+        lm.set_defaults(func=_train_gpt)
+    sample = sub.add_parser("sample", help="generate text from a trained GPT or Mamba "
+                                           "checkpoint")
     add_sample_arguments(sample)
     sample.set_defaults(func=_sample)
 
@@ -80,12 +102,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="train the scalar MLP and a tensor MLP on a toy set")
     demo.set_defaults(func=_demo)
     _add_train_commands(sub)
+    convert = sub.add_parser("convert", help="convert a PyTorch checkpoint (.pt) to a lightgrad "
+                             "safetensors checkpoint (needs PyTorch)")
+    convert.add_argument("input", help="a file written by torch.save")
+    convert.add_argument("output", help="the .safetensors file to write")
+    convert.set_defaults(func=_convert)
+    run = sub.add_parser("run", help="run a script on several processes (MPI): "
+                         "lightgrad run -n 2 -- script.py args")
+    from lightgrad.distributed.launch import add_arguments as _add_run_arguments
+    _add_run_arguments(run)
+    run.set_defaults(func=_run)
+    from lightgrad.onnx.cli import add_commands as _add_onnx_commands
+    _add_onnx_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lightgrad`` console command."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # to start again on N ranks
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError) as err:

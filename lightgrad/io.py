@@ -129,12 +129,12 @@ def load(f: File, map_location: MapLocation = None, weights_only: bool = True, *
          device: Any = None) -> Any:
     """Read back what ``save`` wrote, from a path or a binary file object.
 
-    ``map_location`` says where tensors go: None (the CPU: lightgrad's default, unlike
-    PyTorch's, which restores each tensor's saved device), ``"cpu"``, ``"cuda"``, a
-    ``Device``, a dict from saved to wanted location as in PyTorch (``{"cuda:0": "cpu"}``;
-    locations it doesn't name stay where they were saved), or a callable
-    ``fn(cpu_tensor, saved_location)`` returning a tensor, a device, or None (keep the
-    saved location). ``device`` is the older name.
+    ``map_location`` says where tensors go, as in PyTorch: None (each tensor back on the
+    device it was saved from; a RuntimeError suggesting ``map_location`` when that device
+    isn't available here), ``"cpu"``, ``"cuda"``, a ``Device``, a dict from saved to
+    wanted location (``{"cuda:0": "cpu"}``; locations it doesn't name stay where they were
+    saved), or a callable ``fn(cpu_tensor, saved_location)`` returning a tensor, a device,
+    or None (keep the saved location). ``device`` is the older name.
 
     With ``weights_only=True`` (the default) only data comes back; a saved ``nn.Module``
     raises ``UnsafeLoadError`` unless its class was allowed with
@@ -223,7 +223,7 @@ class _Placer:
         from .creation import from_numpy
         saved = self.devices.get(name, "cpu")
         m = self.map_location
-        target: Any = "cpu" if m is None else saved
+        target: Any = saved
         if isinstance(m, (str, Device)):
             target = m
         elif isinstance(m, dict):
@@ -236,12 +236,20 @@ class _Placer:
                 target = result
         try:
             dev = as_device(target)
+            if dev.type == "cuda" and (dev.index or 0) >= _cuda_device_count():
+                raise RuntimeError(f"this machine has {_cuda_device_count()} CUDA device(s)")
         except (RuntimeError, ValueError, TypeError) as err:
             raise _mark(RuntimeError(
                 f"load: tensor {name!r} of {self.where} was saved on {saved} and is to go to "
-                f"{target}, which is unusable here ({err}); pass map_location='cpu'")) from None
+                f"{target}, which is unusable here ({err}); to load it elsewhere pass "
+                f"map_location, e.g. lightgrad.load(f, map_location='cpu')")) from None
         out = from_numpy(array)
         return out if dev.type == "cpu" else out.to(dev)
+
+
+def _cuda_device_count() -> int:
+    from . import cuda
+    return cuda.device_count()
 
 
 def _join(prefix: str, key: Any) -> str:

@@ -26,6 +26,7 @@ from .autograd import _grad_enabled
 from .backends import Device, device as as_device
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
+_DTYPE_OF_NUMPY = dtypes._BY_NUMPY
 
 
 def _shape_args(op: str, shape: Sequence[Any]) -> tuple[int, ...]:
@@ -96,7 +97,8 @@ class Tensor:
 
     @property
     def dtype(self) -> dtypes.DType:
-        return dtypes.from_numpy_dtype(self._data.dtype)
+        found = _DTYPE_OF_NUMPY.get(self._data.dtype)  # one dict lookup on the hot path
+        return found if found is not None else dtypes.from_numpy_dtype(self._data.dtype)
 
     @property
     def is_leaf(self) -> bool:
@@ -372,6 +374,27 @@ class Tensor:
         hooks.append(hook)
         return _HookHandle(hooks, hook)
 
+    _post_accumulate_grad_hooks: list | None = None
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[["Tensor"], None]) -> Any:
+        """Call ``hook(self)`` on a leaf once backward has accumulated its gradient into
+        ``.grad`` (PyTorch's name; DistributedDataParallel starts reducing there). Returns a
+        handle with ``remove()``.
+
+        >>> import lightgrad as lg
+        >>> w = lg.ones(2, requires_grad=True)
+        >>> _ = w.register_post_accumulate_grad_hook(lambda t: print(t.grad))
+        >>> (w * 3).sum().backward()
+        tensor([3., 3.])
+        """
+        if not self.requires_grad or self.grad_fn is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors that "
+                               "require grad accumulate a .grad")
+        if self._post_accumulate_grad_hooks is None:
+            self._post_accumulate_grad_hooks = []
+        self._post_accumulate_grad_hooks.append(hook)
+        return _HookHandle(self._post_accumulate_grad_hooks, hook)
+
     def retain_grad(self) -> None:
         """Keep ``.grad`` for this non-leaf tensor after backward."""
         if self.grad_fn is None:
@@ -594,7 +617,10 @@ class Tensor:
 
     # ------------------------------------------------------------------ reductions
     def sum(self, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> "Tensor":
-        axes = self._dims("sum", dim if dim != () and dim != [] else None)  # () = all
+        if dim is None:
+            axes = tuple(range(len(self._data.shape)))
+        else:
+            axes = self._dims("sum", dim if dim != () and dim != [] else None)  # () = all
         if dtype is not None:
             dtype = dtypes.as_dtype(dtype).np
         elif not self.dtype.is_floating_point:
@@ -707,14 +733,37 @@ class Tensor:
         return Reshape.apply(self, _infer_shape("reshape", shape, self))
 
     def view(self, *shape: Any) -> "Tensor":
+        """This tensor's memory read at another shape: always a view (writes show through
+        to this tensor), or a RuntimeError when the strides don't allow one (then use
+        ``reshape``, which may copy).
+
+        >>> import lightgrad as lg
+        >>> lg.arange(6).view(2, -1).shape
+        (2, 3)
+        """
         if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int, np.integer)):
             return self.to(shape[0])
-        return self.reshape(*shape)
+        shape = _infer_shape("view", _shape_args("view", shape), self)
+        check_viewable(self, shape)
+        return Reshape.apply(self, shape)
 
     def view_as(self, other: "Tensor") -> "Tensor":
+        return self.view(other.shape)
+
+    def reshape_as(self, other: "Tensor") -> "Tensor":
         return self.reshape(other.shape)
 
-    reshape_as = view_as
+    def stride(self, dim: int | None = None) -> Any:
+        """The step in elements between neighbours along each dim (or along ``dim``).
+
+        >>> import lightgrad as lg
+        >>> lg.zeros(2, 3).t().stride()
+        (1, 3)
+        """
+        strides = element_strides(self._data)
+        if strides is None:
+            strides = contiguous_strides(self.shape)
+        return strides if dim is None else strides[self._dim("stride", dim)]
 
     def permute(self, *dims: Any) -> "Tensor":
         dims = _shape_args("permute", dims)
@@ -725,12 +774,13 @@ class Tensor:
         return Permute.apply(self, axes)
 
     def transpose(self, dim0: int, dim1: int) -> "Tensor":
-        axes = list(range(self.ndim))
+        ndim = len(self._data.shape)
+        axes = list(range(ndim))
         a, b = self._dim("transpose", dim0), self._dim("transpose", dim1)
-        if self.ndim < 2:
+        if ndim < 2:
             return self
         axes[a], axes[b] = axes[b], axes[a]
-        return self.permute(*axes)
+        return Permute.apply(self, tuple(axes))  # a valid permutation by construction
 
     swapaxes = transpose
 
@@ -904,6 +954,8 @@ class Tensor:
         return IndexAdd.apply(self, d, index.long().reshape(-1), src.to(self.dtype))
 
     def __getitem__(self, index: Any) -> "Tensor":
+        if _plain_slices(index, len(self._data.shape)):  # x[:, :, a:b]: nothing to convert
+            return GetItem.apply(self, index, True)
         idx, basic = convert_index(self, index)
         if basic and idx == ():
             return GetItem.apply(self, (Ellipsis,), True)
@@ -913,25 +965,27 @@ class Tensor:
     def matmul(self, other: "Tensor") -> "Tensor":
         if not isinstance(other, Tensor):
             raise TypeError(f"matmul: expected a Tensor, got {type(other).__name__}")
-        if self.ndim == 0 or other.ndim == 0:
+        ndim_a, ndim_b = len(self._data.shape), len(other._data.shape)
+        if ndim_a == 0 or ndim_b == 0:
             raise RuntimeError(f"matmul: both arguments need at least 1 dim, got shapes "
                                f"{self.shape} and {other.shape}")
-        a = self.unsqueeze(0) if self.ndim == 1 else self
-        b = other.unsqueeze(-1) if other.ndim == 1 else other
-        if a.shape[-1] != b.shape[-2]:
+        a = self.unsqueeze(0) if ndim_a == 1 else self
+        b = other.unsqueeze(-1) if ndim_b == 1 else other
+        shape_a, shape_b = a._data.shape, b._data.shape
+        if shape_a[-1] != shape_b[-2]:
             raise RuntimeError(f"matmul: shapes {self.shape} and {other.shape} do not align: "
-                               f"{a.shape[-1]} != {b.shape[-2]}")
-        if a.ndim > 2 or b.ndim > 2:
+                               f"{shape_a[-1]} != {shape_b[-2]}")
+        if len(shape_a) > 2 or len(shape_b) > 2:
             try:
-                np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+                np.broadcast_shapes(shape_a[:-2], shape_b[:-2])
             except ValueError:
                 raise RuntimeError(f"matmul: batch dims of shapes {self.shape} and "
                                    f"{other.shape} do not broadcast") from None
         out = MatMul.apply(a, b)
-        if other.ndim == 1:
+        if ndim_b == 1:
             out = out.squeeze(-1)
-        if self.ndim == 1:
-            out = out.squeeze(-2 if other.ndim > 1 else -1)
+        if ndim_a == 1:
+            out = out.squeeze(-2 if ndim_b > 1 else -1)
         return out
 
     __matmul__ = matmul
@@ -1055,6 +1109,16 @@ class Tensor:
 
     def argsort(self, dim: int = -1, descending: bool = False) -> "Tensor":
         return self.sort(dim, descending).indices
+
+    def unique(self, sorted: bool = True, return_inverse: bool = False,
+               return_counts: bool = False, dim: int | None = None) -> Any:
+        """The distinct values (see ``lightgrad.unique``)."""
+        return unique_ops.unique(self, sorted, return_inverse, return_counts, dim)
+
+    def unique_consecutive(self, return_inverse: bool = False, return_counts: bool = False,
+                           dim: int | None = None) -> Any:
+        """Runs of equal neighbours collapsed (see ``lightgrad.unique_consecutive``)."""
+        return unique_ops.unique_consecutive(self, return_inverse, return_counts, dim)
 
     def multinomial(self, num_samples: int, replacement: bool = False) -> "Tensor":
         if self.ndim not in (1, 2):
@@ -1239,7 +1303,10 @@ class Tensor:
         return self._inplace("copy_", compute, (src,))
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        idx, _ = convert_index(self, index)
+        if _plain_slices(index, len(self._data.shape)):
+            idx = index
+        else:
+            idx, _ = convert_index(self, index)
         if isinstance(value, Tensor):
             if value.device is not self.device:
                 raise RuntimeError(f"setitem: value is on {value.device} but the tensor is on "
@@ -1301,10 +1368,21 @@ def _broadcasts_to(shape: tuple, target: tuple) -> bool:
     return all(n == 1 or n == t for n, t in zip(reversed(shape), reversed(target)))
 
 
+def _plain_slices(index: Any, ndim: int) -> bool:
+    """True for a tuple of 1 to ``ndim`` slices with positive (or no) steps, such as
+    ``x[:, :, a:b]``: basic indexing that ``convert_index`` would pass through unchanged."""
+    if type(index) is not tuple or not 0 < len(index) <= ndim:
+        return False
+    for item in index:
+        if type(item) is not slice or (item.step is not None and item.step <= 0):
+            return False
+    return True
+
+
 def _infer_shape(op: str, shape: tuple[int, ...], x: Tensor) -> tuple[int, ...]:
     numel = x._data.size
     if -1 not in shape:
-        if math.prod(shape) != numel or min(shape, default=0) < 0:
+        if math.prod(shape) != numel or (shape and min(shape) < 0):
             raise RuntimeError(f"{op}: shape {shape} is invalid for input of size {numel} "
                                f"(shape {x.shape})")
         return shape
@@ -1326,12 +1404,14 @@ def _infer_shape(op: str, shape: tuple[int, ...], x: Tensor) -> tuple[int, ...]:
 from .creation import tensor  # noqa: E402
 from .indexing import convert_index  # noqa: E402
 from .ops import division, elementwise, linalg_extra  # noqa: E402
+from .ops import unique as unique_ops  # noqa: E402
 from .ops.common import norm_dim, norm_dims  # noqa: E402
 from .ops.elementwise import Clamp, Where  # noqa: E402
 from .ops.linalg import MatMul  # noqa: E402
 from .ops.movement import (  # noqa: E402
     Cast, Copy, CopySlices, Expand, Flip, Gather, GetItem, IndexAdd, IndexPut, IndexSelect,
-    Permute, Reshape, ScatterAdd, Split, Tile, ToDevice, Triangle, replay_view,
+    Permute, Reshape, ScatterAdd, Split, Tile, ToDevice, Triangle, check_viewable,
+    contiguous_strides, element_strides, replay_view,
 )
 from .ops.nn import LogSoftmax, Softmax  # noqa: E402
 from .ops.reduce import Amax, Amin, Cumsum, Mean, Prod, Sum  # noqa: E402

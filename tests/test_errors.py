@@ -77,7 +77,7 @@ def test_cat_size_mismatch():
 def test_reshape_invalid_size():
     raises_clean(RuntimeError, r"^reshape: shape \(4, 2\) is invalid for input of size 6",
                  lambda: lg.ones(2, 3).reshape(4, 2))
-    raises_clean(RuntimeError, r"^reshape: shape \(-1, 4\) is invalid for input of size 6",
+    raises_clean(RuntimeError, r"^view: shape \(-1, 4\) is invalid for input of size 6",
                  lambda: lg.ones(6).view(-1, 4))
     raises_clean(RuntimeError, r"^reshape: only one dim can be -1",
                  lambda: lg.ones(6).reshape(-1, -1))

@@ -44,11 +44,13 @@ def test_mps_is_never_available():
     assert lg.backends.mps.is_available() is False and lg.backends.mps.is_built() is False
 
 
-def test_onnx_namespace_imports_and_export_says_not_yet():
+def test_onnx_namespace_imports_and_export_writes_a_file(tmp_path):
+    pytest.importorskip("onnx")
     from lightgrad.onnx import export
     assert lg.onnx.export is export and lg.onnx.is_in_onnx_export() is False
-    with pytest.raises(NotImplementedError, match="the ONNX issue"):
-        lg.onnx.export(lg.nn.Linear(2, 2), (lg.zeros(1, 2),), "model.onnx")
+    path = tmp_path / "model.onnx"
+    lg.onnx.export(lg.nn.Linear(2, 2), (lg.zeros(1, 2),), str(path))
+    assert path.stat().st_size > 0
 
 
 def test_serialization_namespace():

@@ -17,12 +17,26 @@ def _python_blocks() -> list[str]:
 
 def test_readme_example_learns(capsys: pytest.CaptureFixture[str]) -> None:
     lg.manual_seed(0)
-    (example,) = [b for b in _python_blocks() if "loss.backward()" in b]
+    (example,) = [b for b in _python_blocks() if "w1.grad" in b]
     scope: dict = {}
     exec(compile(example, str(README), "exec"), scope)
     printed = capsys.readouterr().out
     final = float(re.search(r"loss ([0-9.]+)", printed).group(1))
     assert final < 0.2, printed
+
+
+def test_readme_jit_example_trains_and_matches_eager() -> None:
+    (example,) = [b for b in _python_blocks() if "@lg.jit" in b]
+    runs = []
+    for jit in (True, False):
+        lg.manual_seed(0)
+        scope: dict = {}
+        source = example if jit else example.replace("@lg.jit", "")
+        exec(compile(source, str(README), "exec"), scope)
+        runs.append(scope["losses"])
+    jitted, eager = runs
+    assert jitted[-1] < 0.5 * jitted[0], jitted
+    assert jitted == pytest.approx(eager, rel=1e-5)
 
 
 def test_readme_commands_are_real_subcommands() -> None:

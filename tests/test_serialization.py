@@ -140,8 +140,8 @@ def test_map_location_cpu_strings_devices_dicts_callables():
 @pytest.mark.skipif(not lg.cuda.is_available(), reason="needs CUDA (or its emulator)")
 def test_map_location_moves_between_cpu_and_cuda():
     raw = _saved({"gpu": lg.ones(2, device="cuda"), "cpu": lg.zeros(2)})
-    back = lg.load(io.BytesIO(raw))  # None: the CPU (lightgrad's default, as before)
-    assert back["gpu"].device == "cpu" and back["cpu"].device == "cpu"
+    back = lg.load(io.BytesIO(raw))  # None: the saved devices, as in PyTorch
+    assert back["gpu"].device.type == "cuda" and back["cpu"].device == "cpu"
     back = lg.load(io.BytesIO(raw), map_location=lambda t, loc: None)  # the saved devices
     assert back["gpu"].device.type == "cuda" and back["cpu"].device == "cpu"
     back = lg.load(io.BytesIO(raw), map_location={"cuda:0": "cuda:0"})

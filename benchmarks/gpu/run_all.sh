@@ -6,7 +6,7 @@
 # 1. install lightgrad in editable mode (offline: no dependencies, no build isolation; when
 #    that fails, e.g. without setuptools, PYTHONPATH still finds lightgrad in the checkout),
 # 2. compile every kernel file with NVRTC (in parallel, into the on-disk cache), then the
-#    GPU-only tests: python -m pytest -q -m gpu -x,
+#    GPU-only tests: python -m pytest -q -m gpu -x (in one process: no pytest-xdist there),
 # 3. the benchmarks: bandwidth (softmax, layer_norm, AdamW vs a device copy), GEMM (ours vs
 #    cuBLAS), fused attention vs PyTorch SDPA, GPT-2 small training step vs PyTorch eager.
 #
@@ -95,7 +95,7 @@ EOF
     fi
     step "lightgrad info" 30 "$PY" -m lightgrad.cli info
     step "compile kernels" 120 "$PY" -c "$COMPILE_ALL"
-    step "pytest -m gpu" 100 "$PY" -m pytest -q -m gpu -x -rs
+    step "pytest -m gpu" 100 "$PY" -m pytest -o addopts="-p no:cacheprovider" -q -m gpu -x -rs
     step "bandwidth.py" 50 "$PY" benchmarks/gpu/bandwidth.py
     if [[ -f benchmarks/gpu/gemm.py ]]; then
         step "gemm.py" 80 "$PY" benchmarks/gpu/gemm.py

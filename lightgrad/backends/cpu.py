@@ -13,50 +13,40 @@ array([0.5, 0.5])
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any, Callable
 
 import ml_dtypes
 import numpy as np
 
+from .. import threads
+from . import cpu_gelu, cpu_memory, cpu_norm, cpu_scan
 from .base import Backend
 
+cpu_memory.keep_freed_memory()  # reuse freed big arrays: no page faults every step
+
 _HALF = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
+_FAST_NORM = (np.dtype(np.float32), np.dtype(np.float64))
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _erf64 = np.frompyfunc(math.erf, 1, 1)
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
-    """erf without SciPy: exact (math.erf) in float64, Abramowitz-Stegun 7.1.26 otherwise
-    (absolute error below 1.5e-7, under float32's resolution)."""
+    """erf without SciPy: exact (math.erf) in float64, ``cpu_gelu.erf`` in float32 (within
+    about two ulp, few passes over the data)."""
     if x.dtype == np.float64:
         return np.asarray(_erf64(x), dtype=np.float64)  # 0-d: frompyfunc gives a float
-    if x.ndim == 0:  # NumPy turns 0-d results into scalars, which can't be written in place
-        return _erf(x.reshape(1)).reshape(())
-    # float32 throughout, in place: three temporaries instead of a dozen
-    f = np.float32
-    a = np.abs(x, dtype=np.float32)
-    t = a * f(0.3275911)
-    t += f(1.0)
-    np.reciprocal(t, out=t)                      # t = 1 / (1 + p|x|)
-    poly = t * f(1.061405429)
-    for coef in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
-        poly += f(coef)
-        poly *= t
-    np.square(a, out=a)
-    np.negative(a, out=a)
-    np.exp(a, out=a)                             # e^(-x^2)
-    poly *= a
-    np.subtract(f(1.0), poly, out=poly)
-    np.copysign(poly, x, out=poly)
-    return poly.astype(x.dtype, copy=False)
+    return cpu_gelu.erf(x).astype(x.dtype, copy=False)
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    """x * Phi(x), Phi the standard normal CDF, with one temporary."""
-    if x.ndim == 0:
+    """x * Phi(x), Phi the standard normal CDF: ``cpu_gelu`` in float32, exact in float64."""
+    if x.dtype != np.float64:
+        return cpu_gelu.gelu(x).astype(x.dtype, copy=False)
+    if x.ndim == 0:  # NumPy turns 0-d results into scalars, which can't be written in place
         return _gelu(x.reshape(1)).reshape(())
-    out = _erf(x * x.dtype.type(_SQRT_HALF))
+    out = _erf(x * _SQRT_HALF)
     out += 1.0
     out *= 0.5
     out *= x
@@ -65,16 +55,17 @@ def _gelu(x: np.ndarray) -> np.ndarray:
 
 def _gelu_backward(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     """g * (Phi(x) + x phi(x)): the derivative of exact GELU times the incoming gradient."""
+    if x.dtype != np.float64:
+        return cpu_gelu.gelu_backward(x, g).astype(x.dtype, copy=False)
     if x.ndim == 0:
         return _gelu_backward(x.reshape(1), np.reshape(g, 1)).reshape(())
-    dtype = x.dtype.type
-    cdf = _erf(x * dtype(_SQRT_HALF))
+    cdf = _erf(x * _SQRT_HALF)
     cdf += 1.0
     cdf *= 0.5
     pdf = np.square(x)
-    pdf *= dtype(-0.5)
+    pdf *= -0.5
     np.exp(pdf, out=pdf)
-    pdf *= dtype(1.0 / math.sqrt(2.0 * math.pi))
+    pdf *= 1.0 / math.sqrt(2.0 * math.pi)
     pdf *= x
     cdf += pdf
     cdf *= g
@@ -186,10 +177,12 @@ def _reduce(ufunc: np.ufunc, x: np.ndarray, axes: tuple, keepdim: bool, dtype: A
 _QUIET_UNARY = ("exp", "log", "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tanh", "sigmoid",
                 "gelu", "gelu_tanh", "silu", "softplus", "erf")
 _QUIET_BINARY = ("div", "pow")
-_QUIET_METHODS = ("mean", "prod", "gelu_backward", "softmax", "log_softmax", "adamw_step",
+_QUIET_METHODS = ("mean", "prod", "gelu_backward", "gelu_and_grad", "softmax", "log_softmax",
+                  "adamw_step",
                   "avg_pool2d", "avg_pool2d_backward", "layer_norm", "layer_norm_backward",
                   "rms_norm", "batch_norm_stats", "batch_norm", "cross_entropy",
-                  "cross_entropy_backward", "scaled_dot_product_attention", "binary_inplace")
+                  "cross_entropy_backward", "scaled_dot_product_attention", "binary_inplace",
+                  "fused_elementwise")
 for _op in _QUIET_UNARY:
     _UNARY[_op] = _quiet(_UNARY[_op])
 for _op in _QUIET_BINARY:
@@ -260,6 +253,12 @@ class CPUBackend(Backend):
         return x.flags.c_contiguous
 
     # --- elementwise
+    def gelu_and_grad(self, x) -> tuple:
+        if x.dtype == np.float64:
+            return _gelu(x), _gelu_backward(x, np.ones_like(x))
+        y, d = cpu_gelu.gelu_and_grad(x)
+        return y.astype(x.dtype, copy=False), d.astype(x.dtype, copy=False)
+
     def gelu_backward(self, x, g) -> np.ndarray:
         if x.dtype in _HALF:
             return _gelu_backward(x.astype(np.float32), g.astype(np.float32)).astype(x.dtype)
@@ -346,6 +345,9 @@ class CPUBackend(Backend):
             src = np.asarray(src, dtype=dst.dtype)  # weak Python numbers keep dst's dtype
         _BINARY[op](dst, src, out=dst)
 
+    def fused_elementwise(self, program, operands) -> np.ndarray:
+        return program.run_numpy(self, operands)
+
     def pad(self, x, pads, value) -> np.ndarray:
         return np.pad(x, pads, mode="constant", constant_values=value)
 
@@ -374,6 +376,20 @@ class CPUBackend(Backend):
 
     def index_add(self, x, axis, index, src) -> np.ndarray:
         out = np.array(x, copy=True)
+        if axis == 0 and index.ndim == 1 and src.ndim >= 1 and len(index) > 16 and \
+                out.dtype.kind == "f" and out.dtype not in _HALF:
+            # an embedding's backward: sum the rows of each index with one sort and one
+            # reduceat (np.add.at adds them one at a time, 10x slower)
+            rows_at = np.where(index < 0, index + len(out), index)  # one key per row
+            if rows_at.min() < 0 or rows_at.max() >= len(out):
+                np.add.at(out, index, src)  # raises NumPy's IndexError, naming the index
+            order = np.argsort(rows_at, kind="stable")
+            keys = rows_at[order]
+            starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+            rows = np.add.reduceat(np.broadcast_to(src, (len(index),) + out.shape[1:])[order],
+                                   starts, axis=0)
+            out[keys[starts]] += rows.astype(out.dtype, copy=False)
+            return out
         np.add.at(out, (slice(None),) * axis + (index,), src)
         return out
 
@@ -382,6 +398,7 @@ class CPUBackend(Backend):
 
     # --- linear algebra and fused NN ops
     def matmul(self, a, b) -> np.ndarray:
+        threads.adapt()
         if a.dtype in _HALF:
             return self.matmul(a.astype(np.float32), b.astype(np.float32)).astype(a.dtype)
         if b.ndim == 2 and a.ndim > 2:
@@ -456,6 +473,7 @@ class CPUBackend(Backend):
     # --- fused NN primitives (conv, pooling, norms, losses, attention)
     # Thin wrappers: the NumPy kernels are the module-level functions at the end of this file.
     def conv2d(self, x, w, bias, stride, padding, dilation, groups) -> np.ndarray:
+        threads.adapt()
         xc, wc, bc = _compute_dtype(x, w, bias)
         out = _conv2d(xc, wc, bc, stride, padding, dilation, groups)
         return out.astype(x.dtype, copy=False)
@@ -495,6 +513,8 @@ class CPUBackend(Backend):
         return out.astype(grad.dtype, copy=False)
 
     def layer_norm(self, x, weight, bias, n_axes, eps) -> tuple:
+        if x.dtype in _FAST_NORM and x.size and n_axes:  # BLAS sums (cpu_norm)
+            return cpu_norm.layer_norm(x, weight, bias, n_axes, eps)
         xc, wc, bc = _compute_dtype(x, weight, bias)
         axes = tuple(range(x.ndim - n_axes, x.ndim))
         mean = np.mean(xc, axis=axes, keepdims=True)
@@ -505,6 +525,8 @@ class CPUBackend(Backend):
         return tuple(a.astype(x.dtype, copy=False) for a in (y, mean, rstd))
 
     def layer_norm_backward(self, g, x, weight, mean, rstd, n_axes) -> tuple:
+        if x.dtype in _FAST_NORM and x.size and n_axes and g.dtype == x.dtype:
+            return cpu_norm.layer_norm_backward(g, x, weight, mean, rstd, n_axes)
         gc, xc, wc = _compute_dtype(g, x, weight)
         axes = tuple(range(x.ndim - n_axes, x.ndim))
         lead = tuple(range(x.ndim - n_axes))
@@ -561,6 +583,12 @@ class CPUBackend(Backend):
         qc, kc, vc, mc, keepc = _compute_dtype(q, k, v, mask, keep)
         out, probs = _attention(qc, kc, vc, mc, scale, is_causal, keepc)
         return out.astype(q.dtype, copy=False), probs.astype(q.dtype, copy=False)
+
+    def selective_scan(self, u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> tuple:
+        return cpu_scan.selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+
+    def selective_scan_backward(self, grad, grad_last, *inputs) -> tuple:
+        return cpu_scan.selective_scan_backward(grad, grad_last, *inputs)
 
 
 def _blas_ready(m: np.ndarray) -> np.ndarray:
@@ -641,15 +669,27 @@ def _conv_out(x_hw: tuple, kernel: tuple, stride: tuple, padding: tuple,
                  for n, k, s, p, d in zip(x_hw, kernel, stride, padding, dilation))
 
 
-# Column buffers are built for a block of output rows at a time: a buffer of a few MB is
-# reused from the heap and stays in cache, where one for the whole batch (tens of MB for a
-# ResNet layer) would be fresh pages from the OS on every call.
+# Column buffers are built for a block of output rows at a time: about _BLOCK_BYTES, so the
+# buffer is reused heap memory that stays in cache, where one for the whole batch (tens of
+# MB for a ResNet layer) would be fresh pages from the OS on every call. But each im2col
+# copy moves runs of (rows in the block) x (row width) elements: with narrow images a 4 MB
+# block is a single row and the copies crawl, so a block holds enough rows for runs of
+# _MIN_RUN elements, up to _MAX_BLOCK_BYTES (under glibc's mmap threshold as cpu_memory
+# sets it). CPU time of fwd + both backwards, one thread: LeNet's 32->64 5x5 conv (batch
+# 64, 14x14) 105 ms with 4 MB blocks, 89 ms with 24 MB; ResNet's 64->64 3x3 (batch 8,
+# 56x56) 94 ms with 4 MB, 103 ms with 24 MB: this rule takes the better of each.
 _BLOCK_BYTES = 4 << 20
+_MAX_BLOCK_BYTES = 24 << 20
+_MIN_RUN = 128
 
 
-def _row_blocks(rows: int, row_bytes: int) -> list:
-    """``range(rows)`` cut into (start, stop) blocks of about _BLOCK_BYTES of columns."""
-    step = max(1, min(rows, _BLOCK_BYTES // max(row_bytes, 1)))
+def _row_blocks(rows: int, row_bytes: int, width: int = 1) -> list:
+    """``range(rows)`` cut into (start, stop) blocks of about _BLOCK_BYTES of columns, or
+    more rows when rows of ``width`` elements would make runs shorter than _MIN_RUN."""
+    row_bytes = max(row_bytes, 1)
+    step = max(_BLOCK_BYTES // row_bytes, -(-_MIN_RUN // max(width, 1)))
+    step = min(step, _MAX_BLOCK_BYTES // row_bytes)
+    step = max(1, min(rows, step))
     return [(r, min(r + step, rows)) for r in range(0, rows, step)]
 
 
@@ -687,7 +727,7 @@ class _ConvGeometry:
 
     def blocks(self, itemsize: int) -> list:
         taps = self.kernel[0] * self.kernel[1]
-        return _row_blocks(self.ho, self.c * taps * self.n * self.width * itemsize)
+        return _row_blocks(self.ho, self.c * taps * self.n * self.width * itemsize, self.width)
 
     def taps(self, xp: np.ndarray, r0: int, r1: int) -> list:
         """(t, view of xp) per kernel tap t: what the tap reads for output rows r0:r1."""
@@ -707,19 +747,25 @@ class _ConvGeometry:
                 out.append((i * kw + j, xp[:, :, rows, cols]))
         return out
 
-    def columns(self, xp: np.ndarray):
+    def columns(self, xp: np.ndarray, ones_row: bool = False):
         """Yield (r0, r1, cols): im2col of output rows r0:r1, cols (C * kh * kw,
-        N * (r1 - r0) * width) with row (c, i, j) the input under tap (i, j) of channel c.
-        One buffer is reused: cols is overwritten by the next block."""
+        N * (r1 - r0) * width) with row (c, i, j) the input under tap (i, j) of channel c,
+        and with ``ones_row`` one more row of ones last (a bias column of the weights then
+        adds the bias inside the GEMM). One buffer is reused: cols is overwritten by the
+        next block."""
         taps = self.kernel[0] * self.kernel[1]
         blocks = self.blocks(xp.itemsize)
+        extra = self.n * self.width if ones_row else 0
         size = self.c * taps * self.n * self.width
-        buf = np.empty(size * (blocks[0][1] - blocks[0][0]), dtype=xp.dtype)
+        buf = np.empty((size + extra) * (blocks[0][1] - blocks[0][0]), dtype=xp.dtype)
         for r0, r1 in blocks:
-            cols = buf[:size * (r1 - r0)].reshape(self.c, taps, self.n, -1)
+            rows = r1 - r0
+            cols = buf[:size * rows].reshape(self.c, taps, self.n, -1)
             for t, src in self.taps(xp, r0, r1):
                 cols[:, t] = src.reshape(self.c, self.n, -1)
-            yield r0, r1, cols.reshape(self.c * taps, -1)
+            if ones_row:
+                buf[size * rows:(size + extra) * rows] = 1
+            yield r0, r1, buf[:(size + extra) * rows].reshape(self.c * taps + ones_row, -1)
 
     def grad_rows(self, grad: np.ndarray, r0: int, r1: int, groups: int) -> np.ndarray:
         """Output rows r0:r1 of grad (N, O, Ho, Wo) as (groups, O // groups, N * r * width),
@@ -744,12 +790,17 @@ def _conv2d(x, w, bias, stride, padding, dilation, groups) -> np.ndarray:
     o = w.shape[0]
     geo = _ConvGeometry(x.shape, w.shape[2:], stride, padding, dilation)
     weight = w.reshape(groups, o // groups, -1)
+    # one group: the bias is a last weight column times a row of ones in the columns, so
+    # the GEMM adds it (no extra pass over the strided output)
+    in_gemm = bias is not None and groups == 1
+    if in_gemm:
+        weight = np.concatenate([weight, bias.reshape(1, o, 1).astype(w.dtype)], axis=2)
     pieces = []
-    for r0, r1, cols in geo.columns(geo.pad(x)):
+    for r0, r1, cols in geo.columns(geo.pad(x), ones_row=in_gemm):
         out = _group_matmul(weight, cols.reshape(groups, -1, cols.shape[1]))
         pieces.append(out.reshape(o, geo.n, r1 - r0, geo.width)[..., :geo.wo])
     out = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=2)
-    if bias is not None:
+    if bias is not None and not in_gemm:
         out += bias.reshape(o, 1, 1, 1)
     # Channel-major memory (O, N, Ho, Wo) seen as (N, O, Ho, Wo): no transposing copy; the
     # next conv's im2col and this conv's backward want exactly this layout.
@@ -807,24 +858,20 @@ def _pool_out_hw(x_hw, kernel, stride, padding, dilation, ceil_mode) -> tuple:
 def _max_pool2d(x, kernel, stride, padding, dilation, ceil_mode) -> tuple:
     h, w = x.shape[2:]
     out_hw = _pool_out_hw((h, w), kernel, stride, padding, dilation, ceil_mode)
-    tiles = tuple(kernel) == tuple(stride) and not any(padding) and tuple(dilation) == (1, 1) \
-        and out_hw[0] * kernel[0] == h and out_hw[1] * kernel[1] == w
-    if tiles:  # windows tile the image: one reshape and one argmax (NaN wins, as in PyTorch)
-        n, c = x.shape[:2]
-        blocks = x.reshape(n, c, out_hw[0], kernel[0], out_hw[1], kernel[1])
-        blocks = blocks.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, *out_hw, -1)
-        arg = np.argmax(blocks, axis=-1)
-        best = np.take_along_axis(blocks, arg[..., None], axis=-1)[..., 0]
-    else:
-        best, arg = _max_pool2d_taps(x, kernel, stride, padding, dilation, out_hw)
-    ki, kj = np.divmod(arg, kernel[1])
-    rows = (np.arange(out_hw[0]) * stride[0] - padding[0]).reshape(-1, 1) + ki * dilation[0]
-    cols = np.arange(out_hw[1]) * stride[1] - padding[1] + kj * dilation[1]
-    return best, rows * w + cols
+    best, arg = _max_pool2d_taps(x, kernel, stride, padding, dilation, out_hw)
+    # flat input index of each window's winner: window origin + the winning tap's offset
+    offsets = np.array([i * dilation[0] * w + j * dilation[1] for i in range(kernel[0])
+                        for j in range(kernel[1])], dtype=np.int64)
+    origin = (np.arange(out_hw[0]) * stride[0] - padding[0]).reshape(-1, 1) * w + \
+        np.arange(out_hw[1]) * stride[1] - padding[1]
+    indices = offsets[arg]
+    indices += origin
+    return best, indices
 
 
 def _max_pool2d_taps(x, kernel, stride, padding, dilation, out_hw) -> tuple:
-    """Max and its window position over every kernel tap (any stride/padding/dilation)."""
+    """Max and its tap number over every kernel tap (any stride/padding/dilation): one
+    strided view of the (padded) input per tap, no copy of the windows."""
     pads = _pool_geometry(x.shape[2:], out_hw, kernel, stride, padding, dilation)
     low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
     xp = _padded(x, pads, low, (0, 1))
@@ -832,12 +879,13 @@ def _max_pool2d_taps(x, kernel, stride, padding, dilation, out_hw) -> tuple:
     for t, window in _taps(kernel, stride, dilation, (0, out_hw[0]), out_hw[1]):
         v = xp[(slice(None), slice(None)) + window]
         if best is None:
-            best, arg = v.copy(), np.zeros(v.shape, dtype=np.int64)
+            best = np.array(v, order="C")
+            arg = np.zeros(v.shape, np.uint8 if kernel[0] * kernel[1] <= 256 else np.int64)
             continue
         take = v > best
         if x.dtype.kind == "f":
-            take |= np.isnan(v)  # NaN wins, as in PyTorch
-        np.copyto(best, v, where=take)
+            take |= np.isnan(v)  # NaN wins, as in PyTorch (np.maximum propagates it too)
+        np.maximum(best, v, out=best)
         np.putmask(arg, take, t)
     return best, arg
 
@@ -936,20 +984,30 @@ def _cross_entropy_backward(probs, target, weight, scale, ignore_index,
     return gx
 
 
+@lru_cache(maxsize=16)
+def _causal_bias(length: int, source: int, dtype: Any) -> np.ndarray:
+    """(length, source): 0 where query i may see key j <= i, -inf above the diagonal."""
+    bias = np.zeros((length, source), dtype=dtype)
+    bias[~np.tri(length, source, dtype=bool)] = -np.inf
+    bias.flags.writeable = False
+    return bias
+
+
 def _attention(q, k, v, mask, scale, is_causal, keep) -> tuple:
-    scores = np.matmul(q, np.swapaxes(k, -1, -2))
-    scores *= scale
+    # scale the queries (L x E) rather than the scores (L x S); masks are added in one
+    # broadcast pass; the softmax runs in place on the scores buffer
+    scores = np.matmul(q * q.dtype.type(scale), np.swapaxes(k, -1, -2))
     if is_causal:
-        length, source = scores.shape[-2:]
-        scores[..., ~np.tri(length, source, dtype=bool)] = -np.inf
+        scores += _causal_bias(*scores.shape[-2:], scores.dtype)
     if mask is not None:
         scores = np.where(mask, scores, -np.inf) if mask.dtype == np.bool_ else scores + mask
     peak = np.max(scores, axis=-1, keepdims=True)
     peak[~np.isfinite(peak)] = 0  # rows with nothing to attend to give zeros, not NaN
-    probs = np.exp(scores - peak)
+    scores -= peak
+    probs = np.exp(scores, out=scores)
     total = np.sum(probs, axis=-1, keepdims=True)
     total[total == 0] = 1
-    probs /= total
+    probs *= np.reciprocal(total, out=total)
     out = np.matmul(probs * keep if keep is not None else probs, v)
     return out, probs
 

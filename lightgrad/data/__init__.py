@@ -11,6 +11,7 @@ from .dataset import (
     ConcatDataset, Dataset, LabeledImages, Subset, TensorDataset, random_split,
 )
 from .digits import Digits
+from .distributed import DistributedSampler
 from .generator import Generator
 from .mnist import MNIST, FashionMNIST, load_idx
 from .sampler import (
@@ -21,5 +22,5 @@ from .sampler import (
 __all__ = ["DataLoader", "default_collate", "get_worker_info", "WorkerInfo", "Dataset",
            "ConcatDataset", "LabeledImages", "Subset", "TensorDataset", "random_split",
            "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
-           "WeightedRandomSampler", "BatchSampler", "Digits", "Generator", "MNIST",
-           "FashionMNIST", "load_idx"]
+           "WeightedRandomSampler", "BatchSampler", "DistributedSampler", "Digits",
+           "Generator", "MNIST", "FashionMNIST", "load_idx"]

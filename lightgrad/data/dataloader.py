@@ -17,6 +17,8 @@ import multiprocessing
 import queue
 import sys
 import traceback
+import weakref
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -113,29 +115,92 @@ class _WorkerError:
         raise err
 
 
-def _worker_loop(loader: "DataLoader", index_queue: Any, result_queue: Any,
+class _Fetcher:
+    """What a worker process needs to turn indices into a batch (not the loader itself, so
+    that a persistent worker pool doesn't keep its loader alive)."""
+
+    def __init__(self, loader: "DataLoader"):
+        self.dataset, self.collate_fn = loader.dataset, loader.collate_fn
+        self.auto_batch = loader.batch_sampler is not None
+        self.worker_init_fn, self.num_workers = loader.worker_init_fn, loader.num_workers
+
+    def __call__(self, indices: Any) -> Any:
+        if not self.auto_batch:  # auto-batching off: one sample at a time
+            sample = self.dataset[indices]
+            return sample if self.collate_fn is None else self.collate_fn(sample)
+        indices = [int(i) for i in indices]
+        if self.collate_fn is None and hasattr(self.dataset, "get_batch"):
+            return self.dataset.get_batch(indices)
+        samples = [self.dataset[i] for i in indices]
+        return (self.collate_fn or default_collate)(samples)
+
+
+def _worker_loop(fetch: _Fetcher, index_queue: Any, result_queue: Any,
                  worker_id: int, seed: int) -> None:
     global _worker_info
     from ..creation import manual_seed
-    _worker_info = WorkerInfo(worker_id, loader.num_workers, seed, loader.dataset)
+    _worker_info = WorkerInfo(worker_id, fetch.num_workers, seed, fetch.dataset)
     manual_seed(seed % 2**63)
     np.random.seed(seed % 2**32)
     try:
-        if loader.worker_init_fn is not None:
-            loader.worker_init_fn(worker_id)
+        if fetch.worker_init_fn is not None:
+            fetch.worker_init_fn(worker_id)
     except Exception as exc:  # report it with the first task, then stop
-        result_queue.put((-1, _WorkerError(worker_id, exc)))
+        result_queue.put((None, -1, _WorkerError(worker_id, exc)))
         return
     while True:
         task = index_queue.get()
         if task is None:
             return
-        idx, indices = task
+        epoch, idx, indices = task
         try:
-            data = loader._fetch(indices)
+            data = fetch(indices)
         except Exception as exc:
             data = _WorkerError(worker_id, exc)
-        result_queue.put((idx, data))
+        result_queue.put((epoch, idx, data))
+
+
+class _WorkerPool:
+    """``num_workers`` processes, each with its own index queue, sharing one result queue.
+
+    Tasks and results carry an epoch number, so a persistent pool reused by the next epoch
+    drops the results still in flight from an epoch that was abandoned early.
+    """
+
+    def __init__(self, loader: "DataLoader"):
+        ctx = loader.multiprocessing_context or _mp_context()
+        base_seed = int(np.random.SeedSequence().entropy % 2**62)
+        fetch = _Fetcher(loader)
+        self.epoch = 0
+        self.result_queue = ctx.Queue()
+        self.index_queues, self.workers = [], []
+        for wid in range(loader.num_workers):
+            iq = ctx.Queue()
+            iq.cancel_join_thread()
+            w = ctx.Process(target=_worker_loop, daemon=True,
+                            args=(fetch, iq, self.result_queue, wid, base_seed + wid))
+            w.start()
+            self.index_queues.append(iq)
+            self.workers.append(w)
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.pid for w in self.workers]
+
+    def alive(self) -> bool:
+        return all(w.is_alive() for w in self.workers)
+
+    def shutdown(self) -> None:
+        for iq in self.index_queues:
+            with suppress(Exception):
+                iq.put(None)
+        for w in self.workers:
+            w.join(timeout=5)
+            if w.is_alive():
+                w.terminate()
+        self.result_queue.cancel_join_thread()
+        self.result_queue.close()
+        self.workers = []
 
 
 def _mp_context() -> Any:
@@ -159,8 +224,10 @@ class DataLoader:
     batches come back in sampler order, equal to ``num_workers=0``'s. ``timeout`` (seconds,
     0 = wait forever) bounds the wait for a worker's batch. ``multiprocessing_context``
     (a start-method name or context) picks how workers start (default: ``fork`` on
-    Linux). ``pin_memory`` is accepted and ignored (CPU only); ``persistent_workers`` is
-    accepted, but workers are started anew each epoch.
+    Linux). ``pin_memory`` is accepted and ignored (CPU only). With
+    ``persistent_workers=True`` the worker processes outlive an epoch and serve the next
+    ``iter()`` too (``worker_init_fn`` runs once per worker); they stop when the loader is
+    garbage-collected, or after an epoch that raised.
 
     >>> import lightgrad as lg
     >>> from lightgrad.data import TensorDataset
@@ -248,14 +315,7 @@ class DataLoader:
         return iter(self.sampler)
 
     def _fetch(self, indices: Any) -> Any:
-        if self.batch_sampler is None:  # auto-batching off: one sample at a time
-            sample = self.dataset[indices]
-            return sample if self.collate_fn is None else self.collate_fn(sample)
-        indices = [int(i) for i in indices]
-        if self.collate_fn is None and hasattr(self.dataset, "get_batch"):
-            return self.dataset.get_batch(indices)
-        samples = [self.dataset[i] for i in indices]
-        return (self.collate_fn or default_collate)(samples)
+        return _Fetcher(self)(indices)
 
     def __iter__(self) -> Iterator[Any]:
         if self.num_workers == 0:
@@ -264,37 +324,43 @@ class DataLoader:
             return
         yield from self._iter_workers()
 
+    def _pool(self) -> _WorkerPool:
+        """This epoch's workers: new ones, or with ``persistent_workers`` the previous
+        epoch's (started once, then reused while they live)."""
+        pool = getattr(self, "_persistent_pool", None)
+        if pool is not None and pool.alive():
+            return pool
+        pool = _WorkerPool(self)
+        if self.persistent_workers:
+            self._persistent_pool = pool
+            weakref.finalize(self, pool.shutdown)
+        return pool
+
     def _iter_workers(self) -> Iterator[Any]:
-        ctx = self.multiprocessing_context or _mp_context()
-        base_seed = int(np.random.SeedSequence().entropy % 2**62)
-        result_queue = ctx.Queue()
-        index_queues, workers = [], []
-        for wid in range(self.num_workers):
-            iq = ctx.Queue()
-            iq.cancel_join_thread()
-            w = ctx.Process(target=_worker_loop, daemon=True,
-                            args=(self, iq, result_queue, wid, base_seed + wid))
-            w.start()
-            index_queues.append(iq)
-            workers.append(w)
+        pool = self._pool()
+        pool.epoch += 1
+        epoch, workers = pool.epoch, pool.workers
         tasks = enumerate(self._index_iter())
         sent = received = 0
         buffer: dict[int, Any] = {}
         limit = max(1, self.prefetch_factor or 0) * self.num_workers
+        failed = True
         try:
             def send_one() -> bool:
                 nonlocal sent
                 task = next(tasks, None)
                 if task is None:
                     return False
-                index_queues[task[0] % self.num_workers].put(task)
+                pool.index_queues[task[0] % self.num_workers].put((epoch,) + task)
                 sent += 1
                 return True
             while sent < limit and send_one():
                 pass
             while received < sent:
                 while received not in buffer:
-                    idx, data = self._get_result(result_queue, workers)
+                    got, idx, data = self._get_result(pool.result_queue, workers)
+                    if got not in (epoch, None):
+                        continue  # left over from an epoch abandoned early
                     if isinstance(data, _WorkerError):
                         data.reraise()
                     buffer[idx] = data
@@ -302,17 +368,17 @@ class DataLoader:
                 received += 1
                 send_one()
                 yield data
+            failed = False
+        except GeneratorExit:  # the epoch was abandoned (break): the workers are fine
+            failed = False
+            raise
         finally:
-            for iq in index_queues:
-                iq.put(None)
-            for w in workers:
-                w.join(timeout=5)
-                if w.is_alive():
-                    w.terminate()
-            result_queue.cancel_join_thread()
-            result_queue.close()
+            if failed or not self.persistent_workers:
+                pool.shutdown()
+                if getattr(self, "_persistent_pool", None) is pool:
+                    self._persistent_pool = None
 
-    def _get_result(self, result_queue: Any, workers: list) -> tuple[int, Any]:
+    def _get_result(self, result_queue: Any, workers: list) -> tuple[Any, int, Any]:
         waited = 0.0
         while True:
             try:

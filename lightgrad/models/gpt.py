@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightgrad as lg
 from lightgrad import nn
+from lightgrad.models.config import ModelConfig
+from lightgrad.models.sampling import sample_next
 from lightgrad.nn import functional as F
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -41,8 +43,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass
-class GPTConfig:
+class GPTConfig(ModelConfig):
     """Model hyper-parameters; ``GPTConfig.preset("baby", vocab_size=65)`` for the presets."""
+
+    PRESETS = PRESETS  # the module's table, for ModelConfig.preset
 
     vocab_size: int = 65
     block_size: int = 64
@@ -63,26 +67,6 @@ class GPTConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"GPTConfig: {name} must be positive, got "
                                  f"{getattr(self, name)}")
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "GPTConfig":
-        """A named configuration (see ``PRESETS``) with some fields replaced.
-
-        >>> GPTConfig.preset("baby", vocab_size=65).n_embd
-        128
-        """
-        if name not in PRESETS:
-            raise ValueError(f"GPTConfig: unknown preset {name!r}; choose one of "
-                             f"{', '.join(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "GPTConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 class KVCache:
@@ -115,10 +99,7 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: lg.Tensor, cache: KVCache | None = None) -> lg.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
-        head_dim = C // self.n_head
-        q = q.reshape(B, T, self.n_head, head_dim).transpose(1, 2)
-        k = k.reshape(B, T, self.n_head, head_dim).transpose(1, 2)
-        v = v.reshape(B, T, self.n_head, head_dim).transpose(1, 2)
+        q, k, v = (self._split_heads(t, B, T) for t in (q, k, v))
         dropout = self.dropout if self.training else 0.0
         if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
@@ -128,8 +109,17 @@ class CausalSelfAttention(nn.Module):
             # query i sits at position past + i and sees keys 0 .. past + i
             mask = None if T == 1 else lg.ones(T, past + T, dtype=lg.bool).tril(past)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
-        y = y.transpose(1, 2).reshape(B, T, C)
+        # (B, H, T, D) -> (B, T, C); with one position (sampling with the cache) moving the
+        # head axis moves no element, so a single reshape does it
+        y = y.reshape(B, T, C) if T == 1 else y.transpose(1, 2).reshape(B, T, C)
         return self.resid_dropout(self.c_proj(y))
+
+    def _split_heads(self, t: lg.Tensor, B: int, T: int) -> lg.Tensor:
+        """(B, T, C) -> (B, n_head, T, head_dim): one reshape when T == 1 (same values)."""
+        head_dim = t.shape[-1] // self.n_head
+        if T == 1:
+            return t.reshape(B, self.n_head, 1, head_dim)
+        return t.reshape(B, T, self.n_head, head_dim).transpose(1, 2)
 
 
 class MLP(nn.Module):
@@ -280,29 +270,3 @@ class GPT(nn.Module):
         lg.io.save_file({k: v for k, v in self.state_dict().items()
                          if k != "lm_head.weight"}, path / "model.safetensors")
 
-
-def sample_next(logits: lg.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                top_p: float | None = None) -> lg.Tensor:
-    """One token id per row of ``logits`` (batch, vocab): greedy, top-k and/or nucleus.
-
-    >>> import lightgrad as lg
-    >>> sample_next(lg.tensor([[0.0, 5.0, 1.0]]), temperature=0)
-    tensor([[1]])
-    """
-    if temperature == 0:
-        return logits.argmax(dim=-1, keepdim=True)
-    if temperature < 0:
-        raise ValueError(f"sample_next: temperature must be >= 0, got {temperature}")
-    logits = logits / temperature
-    if top_k is not None:
-        k = min(top_k, logits.shape[-1])
-        kth = logits.topk(k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, -math.inf)
-    probs = logits.softmax(dim=-1)
-    if top_p is not None:
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        before = sorted_probs.cumsum(dim=-1) - sorted_probs
-        sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)
-        choice = sorted_probs.multinomial(1)
-        return order.gather(-1, choice)
-    return probs.multinomial(1)

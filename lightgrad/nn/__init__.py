@@ -31,6 +31,7 @@ from .layers.normalization import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
 from .layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .layers.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .layers.sparse import Embedding
+from .layers.upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from .layers.transformer import (
     Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
     TransformerEncoderLayer,

@@ -27,11 +27,13 @@ from ..ops.conv import (  # noqa: F401
     conv1d, conv2d, conv_transpose1d, conv_transpose2d,
 )
 from ..ops.loss import cross_entropy, nll_loss, reduce_loss  # noqa: F401
+from ..ops.linalg import Linear
 from ..ops.movement import IndexSelect
 from ..ops.norm import batch_norm, layer_norm, rms_norm  # noqa: F401
 from ..ops.pool import (  # noqa: F401
     adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d,
 )
+from ..ops.scan import selective_scan  # noqa: F401
 from ..tensor import Tensor
 
 # ----------------------------------------------------------------------------- helpers
@@ -75,13 +77,13 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise ValueError(f"linear: input of shape {tuple(input.shape)} does not match weight "
                          f"of shape {tuple(weight.shape)}: expected the last input dim to be "
                          f"{weight.shape[1]}")
+    if bias is not None and tuple(bias.shape) not in ((weight.shape[0],), ()):
+        raise ValueError(f"linear: bias of shape {tuple(bias.shape)} does not match "
+                         f"{weight.shape[0]} output features")
+    if input.ndim >= 2:  # one fused op: a single product with the bias added in place
+        return Linear.apply(input, weight, bias)
     out = input.matmul(weight.t())
-    if bias is not None:
-        if tuple(bias.shape) not in ((weight.shape[0],), ()):
-            raise ValueError(f"linear: bias of shape {tuple(bias.shape)} does not match "
-                             f"{weight.shape[0]} output features")
-        out = out + bias
-    return out
+    return out + bias if bias is not None else out
 
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor,

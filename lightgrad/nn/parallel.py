@@ -43,4 +43,22 @@ class DataParallel(Module):
         return self.module(*inputs, **kwargs)
 
 
-__all__ = ["DataParallel"]
+def data_parallel(module: Module, inputs: Any, device_ids: Sequence[Any] | None = None,
+                  output_device: Any = None, dim: int = 0,
+                  module_kwargs: dict | None = None) -> Any:
+    """PyTorch's functional ``data_parallel``: here ``module(*inputs, **module_kwargs)`` on
+    the module's own device (``device_ids``, ``output_device`` and ``dim`` are accepted).
+
+    >>> import lightgrad as lg
+    >>> from lightgrad import nn
+    >>> data_parallel(nn.Linear(3, 2), lg.ones(4, 3), range(2)).shape
+    (4, 2)
+    """
+    if not isinstance(inputs, tuple):
+        inputs = (inputs,)
+    return module(*inputs, **(module_kwargs or {}))
+
+
+from .ddp import DistributedDataParallel  # noqa: E402
+
+__all__ = ["DataParallel", "DistributedDataParallel", "data_parallel"]

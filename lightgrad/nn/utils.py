@@ -15,6 +15,7 @@ import math
 from typing import Iterable
 
 from ..autograd import no_grad
+from ..graph.recording import is_tracing
 from ..creation import tensor
 from ..functions import cat, stack
 from ..tensor import Tensor
@@ -78,7 +79,7 @@ def clip_grads_with_norm_(parameters: Tensors, max_norm: float, total_norm: Tens
     if not grads:
         return
     coef = (float(max_norm) / (total_norm + 1e-6)).clamp(max=1.0)
-    if coef.item() == 1.0:
+    if not is_tracing() and coef.item() == 1.0:  # a graph records the general path
         return  # nothing to scale (multiplying by 1 would change no value)
     for g in grads:
         g.mul_(coef.to(g.device))

@@ -90,6 +90,9 @@ def float_input(x: Tensor) -> Any:
 
 def norm_dim(op: str, dim: int, ndim: int, shape: Any = None) -> int:
     """A dim in [-ndim, ndim) as a non-negative axis; a clear IndexError otherwise."""
+    n = ndim if ndim > 0 else 1
+    if type(dim) is int and -n <= dim < n:  # the common case, checked first
+        return dim % n
     if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
         raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
     n = max(ndim, 1)

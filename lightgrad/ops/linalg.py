@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..autograd import Function
-from .common import binary_operands, unbroadcast, wrap
+from .common import binary_operands, same_device, unbroadcast, wrap
 
 # PyTorch's C++ scalar-type names, used in its dtype-mismatch messages
 TORCH_TYPE_NAMES = {"float64": "Double", "float32": "Float", "float16": "Half",
@@ -63,3 +63,38 @@ class MatMul(Function):
             else:
                 gb = unbroadcast(a.mT @ g, b.shape)
         return ga, gb
+
+
+class Linear(Function):
+    """``x @ weight.T + bias`` as one recorded op: one BLAS product (the transposed weight
+    is a view, BLAS reads it as is) with the bias added in place, and a backward of two
+    products and a sum, where ``x.matmul(weight.t()) + bias`` records three ops (a
+    transpose, a product, a broadcast add) and reduces the bias gradient separately.
+    ``x`` has at least 2 dims; ``bias`` is None or broadcasts to the output's last dim.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        check_same_dtype(x, weight)
+        dev = same_device("linear", [x, weight] + ([bias] if bias is not None else []))
+        be = dev.backend
+        out = be.matmul(x._data, be.permute(weight._data, (1, 0)))
+        if bias is not None:
+            check_same_dtype(x, bias, "input and bias")
+            be.binary_inplace("add", out, bias._data)  # out is a new buffer: add in place
+        ctx.save_for_backward(x, weight)
+        ctx.bias_shape = None if bias is None else tuple(bias.shape)
+        return wrap(out, dev)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        gx = g @ weight if need_x else None
+        rows = g.reshape(-1, g.shape[-1]) if (need_w or need_b) else None
+        gw = rows.mT @ x.reshape(-1, x.shape[-1]) if need_w else None
+        gb = None
+        if need_b and ctx.bias_shape is not None:
+            gb = rows.sum(dim=0)
+            gb = gb.sum() if ctx.bias_shape == () else gb
+        return gx, gw, gb

@@ -9,7 +9,12 @@ tensor([[2., 0., 1.],
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from ..autograd import Function
+from ..backends.base import contiguous_strides
 from .common import unbroadcast, wrap
 
 
@@ -62,13 +67,73 @@ class CopySlices(Function):
         return g_old, g_result, None
 
 
+def element_strides(buf) -> tuple | None:
+    """The strides of a backend buffer in elements (None when the buffer has no layout)."""
+    strides = getattr(buf, "strides", None)
+    if strides is None:
+        return None
+    if isinstance(buf, np.ndarray):
+        return tuple(s // buf.itemsize for s in strides)
+    return tuple(strides)
+
+
+def view_strides(shape: tuple, strides: tuple, new_shape: tuple) -> tuple | None:
+    """The strides reading ``new_shape`` from the memory of a (``shape``, ``strides``)
+    layout in row-major order, or None when no such strides exist (PyTorch's rule: each run
+    of the new dims must split or merge a run of old dims that are contiguous with each
+    other; size-1 dims go anywhere).
+
+    >>> view_strides((3, 4), (1, 3), (12,)) is None  # a transpose can't be flattened
+    True
+    >>> view_strides((4, 6), (12, 1), (2, 2, 3, 2))  # a row slice splits fine
+    (24, 12, 2, 1)
+    """
+    shape, strides, new_shape = tuple(shape), tuple(strides), tuple(new_shape)
+    if math.prod(shape) == 0 or not shape:  # nothing to read, or a single element
+        return strides if shape == new_shape else contiguous_strides(new_shape)
+    out = [0] * len(new_shape)
+    view_d = len(new_shape) - 1
+    base, tensor_numel, view_numel = strides[-1], 1, 1
+    for d in range(len(shape) - 1, -1, -1):
+        tensor_numel *= shape[d]
+        # a chunk ends where the next dim out is not contiguous with this one
+        if d == 0 or (shape[d - 1] != 1 and strides[d - 1] != tensor_numel * base):
+            while view_d >= 0 and (view_numel < tensor_numel or new_shape[view_d] == 1):
+                out[view_d] = view_numel * base
+                view_numel *= new_shape[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return None
+            if d > 0:
+                base, tensor_numel, view_numel = strides[d - 1], 1, 1
+    return tuple(out) if view_d == -1 else None
+
+
+def check_viewable(x, shape: tuple) -> None:
+    """Raise PyTorch's error when ``x.view(shape)`` can't share ``x``'s memory."""
+    strides = element_strides(x._data)
+    if strides is None or x.device.backend.is_contiguous(x._data):
+        return
+    if view_strides(x.shape, strides, shape) is None:
+        raise RuntimeError(
+            f"view: shape {tuple(shape)} can't be read from a tensor of shape "
+            f"{tuple(x.shape)} and strides {strides} without a copy: view size is not "
+            "compatible with input tensor's size and stride (at least one dimension spans "
+            "across two contiguous subspaces). Use .reshape(...) instead.")
+
+
 class Reshape(Function):
+    """A view of ``x`` at ``shape`` when the strides allow one (PyTorch's rule, see
+    ``view_strides``), else a copy (``Tensor.view`` checks first and raises instead)."""
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
         backend = x.device.backend
-        if not backend.is_contiguous(x._data):  # not expressible as a view: a copy
-            return wrap(backend.reshape(backend.copy(x._data), shape), x.device)
+        if not backend.is_contiguous(x._data):
+            strides = element_strides(x._data)
+            if strides is None or view_strides(x.shape, strides, shape) is None:
+                return wrap(backend.reshape(backend.copy(x._data), shape), x.device)
         return _view(x, backend.reshape(x._data, shape), Reshape, shape)
 
     @staticmethod

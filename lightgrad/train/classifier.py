@@ -34,6 +34,7 @@ from lightgrad.train.common import (
     Progress, add_device_argument, check_out_dir, model_device, non_negative, positive,
     probability, resolve_device, save_curves,
 )
+from lightgrad.train.parallel import DataParallel, add_nproc_argument, relaunch
 
 CHECKPOINT = "ckpt.safetensors"
 PLOT = "curves.png"
@@ -255,6 +256,7 @@ def add_arguments(parser: argparse.ArgumentParser, model: str) -> None:
     a("--resume", action="store_true",
       help="continue from the checkpoint in --out up to --epochs epochs in total")
     add_device_argument(parser)
+    add_nproc_argument(parser)
     parser.set_defaults(model=model)
 
 
@@ -275,7 +277,11 @@ def train(args: argparse.Namespace, log: Callable[[str], Any] = print) -> dict[s
     """Run ``lightgrad train mlp|cnn``; returns the final test accuracy and loss, the
     history and the run directory."""
     cmd = f"train {args.model}"
+    relaunch(args, cmd)  # --nproc N outside MPI: run this command on N ranks, then exit
+    dp = DataParallel.setup(args, args.batch_size, cmd)
+    log = dp.log(log)  # progress, evaluation, checkpoints and plots: rank 0 only
     device = resolve_device(getattr(args, "device", "cpu"), cmd)
+    dp.check_device(device, cmd)
     out: Path = args.out
     check_out_dir(out, cmd)
     ckpt_path = out / CHECKPOINT
@@ -292,7 +298,7 @@ def train(args: argparse.Namespace, log: Callable[[str], Any] = print) -> dict[s
     start_epoch = 0
     history: dict[str, list] = {"step": [], "epoch": []}
     if args.resume:
-        state = lg.load(ckpt_path)
+        state = lg.load(ckpt_path, map_location="cpu")
         _check_resume(state.get("config") if isinstance(state, dict) else None, config,
                       ckpt_path, cmd)
         model.load_state_dict(state["model"])
@@ -308,6 +314,11 @@ def train(args: argparse.Namespace, log: Callable[[str], Any] = print) -> dict[s
     train_y, test_y = lg.from_numpy(data.train_y), lg.from_numpy(data.test_y)
     dataset = TensorDataset(train_x, train_y)
     steps_per_epoch = -(-len(dataset) // args.batch_size)
+    if 0 < len(dataset) % args.batch_size < dp.world:
+        raise ValueError(f"{cmd}: the last batch of each epoch ({len(dataset) % args.batch_size}"
+                         f" images) cannot be split over {dp.world} processes; change "
+                         "--batch-size")
+    step_model = dp.wrap(model)  # DDP on several ranks: rank 0's weights, averaged grads
     total = args.epochs * steps_per_epoch
     log(f"data: {data.source}: {len(train_x):,} train / {len(test_x):,} test images of "
         f"shape {tuple(data.train_x.shape[1:])}")
@@ -317,11 +328,13 @@ def train(args: argparse.Namespace, log: Callable[[str], Any] = print) -> dict[s
     if start_epoch >= args.epochs:
         log(f"the checkpoint already holds {start_epoch} epochs (--epochs {args.epochs}); "
             "nothing to train")
-    bar = Progress(total, initial=start_epoch * steps_per_epoch, desc=cmd, unit="step")
+    bar = dp.progress(total, initial=start_epoch * steps_per_epoch, desc=cmd, unit="step")
     try:
         for epoch in range(start_epoch, args.epochs):
             _train_epoch(model, opt, dataset, epoch, args, total, steps_per_epoch, history,
-                         bar)
+                         bar, dp, step_model)
+            if not dp.is_main:
+                continue
             test_loss, accuracy = evaluate(model, test_x, test_y)
             mean_loss = float(np.mean([loss for _, loss in history["step"][-steps_per_epoch:]]))
             history["epoch"].append([epoch + 1, mean_loss, test_loss, accuracy])
@@ -336,6 +349,9 @@ def train(args: argparse.Namespace, log: Callable[[str], Any] = print) -> dict[s
             "--resume")
         raise
     bar.close()
+    if not dp.is_main:
+        dp.close()
+        return {"accuracy": None, "test_loss": None, "history": history, "out": out}
     if history["epoch"]:
         _, _, test_loss, accuracy = history["epoch"][-1]
         log(f"test accuracy {100 * accuracy:.2f}% (test loss {test_loss:.4f}) after "
@@ -343,15 +359,20 @@ def train(args: argparse.Namespace, log: Callable[[str], Any] = print) -> dict[s
     else:
         test_loss, accuracy = evaluate(model, test_x, test_y)
     log(_plot(history, steps_per_epoch, out / PLOT, f"{cmd} on {Path(data.source).name}"))
+    dp.close()
     return {"accuracy": accuracy, "test_loss": test_loss, "history": history, "out": out}
 
 
 def _train_epoch(model: nn.Module, opt: optim.Optimizer, dataset: TensorDataset, epoch: int,
                  args: argparse.Namespace, total: int, steps_per_epoch: int,
-                 history: dict[str, list], bar: Progress) -> None:
+                 history: dict[str, list], bar: Progress,
+                 dp: DataParallel | None = None, step_model: nn.Module | None = None) -> None:
     """One pass over ``dataset`` in an order (and with dropout masks) fixed by
-    ``(seed, epoch)``."""
-    lg.manual_seed(args.seed * 100_003 + epoch + 1)
+    ``(seed, epoch)``; with several ranks, each trains on its rows of every batch."""
+    dp = dp or DataParallel.single()
+    step_model = step_model if step_model is not None else model
+    # rank 0 draws the dropout masks one process would; the other ranks their own
+    lg.manual_seed(args.seed * 100_003 + epoch + 1 + 7_919 * dp.rank)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True,
                         generator=np.random.default_rng([args.seed, epoch]))
     model.train()
@@ -362,11 +383,12 @@ def _train_epoch(model: nn.Module, opt: optim.Optimizer, dataset: TensorDataset,
         step = epoch * steps_per_epoch + i
         for group in opt.param_groups:
             group["lr"] = lr_at(step, total, args.lr, args.schedule)
-        loss = F.cross_entropy(model(x), y)
+        n = len(x)
+        loss = F.cross_entropy(step_model(dp.shard(x)), dp.shard(y))
         opt.zero_grad()
-        loss.backward()
+        (loss * dp.loss_scale(n) if dp.world > 1 else loss).backward()
         opt.step()
-        value = loss.item()
+        value = dp.mean(loss.item(), n)  # of the whole batch
         history["step"].append([step + 1, value])
         seen += len(x)
         rate = seen / max(time.perf_counter() - start, 1e-9)

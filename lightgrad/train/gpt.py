@@ -1,6 +1,8 @@
-"""``lightgrad train gpt`` and ``lightgrad sample``: train a GPT on a text file and sample it.
+"""``lightgrad train gpt|mamba`` and ``lightgrad sample``: train a language model on a text
+file and sample it.
 
-The run directory holds ``ckpt.safetensors`` (model, optimizer, config, progress),
+One loop trains every kind of model (``lightgrad.train.kinds``: GPT, Mamba). The run
+directory holds ``ckpt.safetensors`` (model, optimizer, config, progress),
 ``tokenizer/`` and ``loss.png``. Batches are drawn from a generator seeded by
 ``(seed, iteration)``, so a resumed run sees exactly the batches an uninterrupted run would.
 With ``--device cuda`` the model is built on the CPU (the same initial weights as a CPU
@@ -25,12 +27,13 @@ from typing import Any
 import numpy as np
 
 import lightgrad as lg
-from lightgrad.models.gpt import GPT, PRESETS, GPTConfig
 from lightgrad.models.tokenizer import BPETokenizer, CharTokenizer
 from lightgrad.train.common import (
-    Progress, add_device_argument, check_out_dir, default_device, model_device, non_negative,
-    positive, probability, resolve_device, save_curves, top_p_mass, warmup_cosine_lr,
+    add_device_argument, check_out_dir, default_device, model_device, non_negative, positive,
+    probability, resolve_device, save_curves, top_p_mass, warmup_cosine_lr,
 )
+from lightgrad.train.kinds import ModelKind, kind_named
+from lightgrad.train.parallel import DataParallel, add_nproc_argument, relaunch
 
 CHECKPOINT = "ckpt.safetensors"
 
@@ -60,23 +63,24 @@ def default_corpus(max_chars: int = 1_000_000) -> str:
     return "".join(parts)[:max_chars]
 
 
-def read_text(path: Path) -> str:
-    """The UTF-8 text of ``path``; clear errors for missing, empty and binary files."""
+def read_text(path: Path, cmd: str = "train gpt") -> str:
+    """The UTF-8 text of ``path``; clear errors (naming ``cmd``) for missing, empty and
+    binary files."""
     if path.is_dir():
-        raise ValueError(f"train gpt: --data {path} is a directory; expected a UTF-8 text "
+        raise ValueError(f"{cmd}: --data {path} is a directory; expected a UTF-8 text "
                          "file")
     if not path.is_file():
-        raise FileNotFoundError(f"train gpt: data file {path} does not exist")
+        raise FileNotFoundError(f"{cmd}: data file {path} does not exist")
     raw = path.read_bytes()
     if not raw.strip():
-        raise ValueError(f"train gpt: data file {path} is empty")
+        raise ValueError(f"{cmd}: data file {path} is empty")
     if b"\x00" in raw[:65536]:
-        raise ValueError(f"train gpt: data file {path} looks binary (it contains NUL bytes); "
+        raise ValueError(f"{cmd}: data file {path} looks binary (it contains NUL bytes); "
                          "expected a UTF-8 text file")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ValueError(f"train gpt: data file {path} is not UTF-8 text ({err})") from None
+        raise ValueError(f"{cmd}: data file {path} is not UTF-8 text ({err})") from None
 
 
 def build_tokenizer(kind: str, text: str, vocab_size: int) -> Any:
@@ -110,14 +114,14 @@ class Splits:
     val: np.ndarray
 
 
-def split_ids(ids: list[int], block_size: int) -> Splits:
+def split_ids(ids: list[int], block_size: int, cmd: str = "train gpt") -> Splits:
     """90/10 train/validation split of the token ids; both must hold a full block + 1."""
     data = np.asarray(ids, dtype=np.int64)
     n = int(0.9 * len(data))
     splits = Splits(data[:n], data[n:])
     for name, part in (("train", splits.train), ("validation", splits.val)):
         if len(part) <= block_size + 1:
-            raise ValueError(f"train gpt: the {name} split has {len(part)} tokens, fewer than "
+            raise ValueError(f"{cmd}: the {name} split has {len(part)} tokens, fewer than "
                              f"block_size + 2 = {block_size + 2}; use more data or a smaller "
                              "--block-size")
     return splits
@@ -134,17 +138,18 @@ def get_batch(data: np.ndarray, batch_size: int, block_size: int,
 
 
 @lg.no_grad()
-def estimate_loss(model: GPT, splits: Splits, batch_size: int, iters: int,
-                  seed: int) -> dict[str, float]:
-    """Mean loss over ``iters`` fixed batches of each split (model in eval mode)."""
+def estimate_loss(model: Any, splits: Splits, batch_size: int, iters: int,
+                  seed: int, block_size: int | None = None) -> dict[str, float]:
+    """Mean loss over ``iters`` fixed batches of each split (model in eval mode), of
+    ``block_size`` tokens (default: the model's ``config.block_size``)."""
     model.eval()
     out = {}
     device = model_device(model)
+    block_size = block_size or model.config.block_size
     for name in ("train", "val"):
         rng = np.random.default_rng([seed, 999_983, len(name)])
         data = getattr(splits, name)
-        losses = [model(*get_batch(data, batch_size, model.config.block_size, rng,
-                                   device))[1].item()
+        losses = [model(*get_batch(data, batch_size, block_size, rng, device))[1].item()
                   for _ in range(iters)]
         out[name] = float(np.mean(losses))
     model.train()
@@ -154,13 +159,16 @@ def estimate_loss(model: GPT, splits: Splits, batch_size: int, iters: int,
 # ----------------------------------------------------------------------------- training
 
 
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``lightgrad train gpt``."""
+def add_train_arguments(parser: argparse.ArgumentParser, kind: str = "gpt") -> None:
+    """Options of ``lightgrad train gpt`` (or of another kind: ``train mamba``)."""
+    spec = kind_named(kind, "train")
     a = parser.add_argument
     a("--data", type=Path, default=None,
       help="UTF-8 text file to train on (default: the Python standard library's sources)")
-    a("--preset", default="baby", choices=[p for p in PRESETS if not p.startswith("gpt2")],
-      help="model size preset (default: baby = 4 layers, 4 heads, width 128, context 64)")
+    baby = spec.config("baby", vocab_size=1)
+    a("--preset", default="baby", choices=spec.presets,
+      help=f"model size preset (default: baby = {spec.describe(baby)}, context "
+           f"{spec.context('baby')})")
     a("--tokenizer", default="char", choices=["char", "bpe"],
       help="character-level (default) or byte-level BPE tokens")
     a("--bpe-vocab-size", type=positive(int), default=512,
@@ -179,120 +187,146 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
       help="AdamW weight decay (default: 0.1)")
     a("--grad-clip", type=non_negative(float), default=1.0,
       help="max gradient norm, 0 = off (default: 1)")
-    a("--dropout", type=probability, default=0.0, help="dropout probability (default: 0)")
+    if spec.has_dropout:
+        a("--dropout", type=probability, default=0.0, help="dropout probability (default: 0)")
     a("--eval-interval", type=positive(int), default=250, help="steps between val evaluations")
     a("--eval-iters", type=positive(int), default=20, help="batches per evaluation (default: 20)")
     a("--max-chars", type=positive(int), default=1_000_000,
       help="characters of the built-in corpus to use (default: 1,000,000)")
-    a("--out", type=Path, default=Path("runs/gpt"),
-      help="run directory for checkpoint, tokenizer and plot (default: runs/gpt)")
+    a("--out", type=Path, default=Path(f"runs/{kind}"),
+      help=f"run directory for checkpoint, tokenizer and plot (default: runs/{kind})")
     a("--resume", action="store_true", help="continue from the checkpoint in --out")
     a("--seed", type=non_negative(int), default=1337, help="random seed (default: 1337)")
     a("--sample-chars", type=non_negative(int), default=300, help="tokens to sample at the end")
     add_device_argument(parser)
+    add_nproc_argument(parser)
 
 
-def _config_for(args: argparse.Namespace, vocab_size: int) -> GPTConfig:
-    overrides: dict[str, Any] = {"vocab_size": vocab_size, "dropout": args.dropout}
-    if args.block_size:
-        overrides["block_size"] = args.block_size
-    return GPTConfig.preset(args.preset, **overrides)
+def _config_for(spec: ModelKind, args: argparse.Namespace,
+                vocab_size: int) -> tuple[Any, dict[str, Any]]:
+    """The model config and the run's config (the model's fields and the context length
+    trained on, ``block_size``), which a resumed run must match."""
+    block_size = args.block_size or spec.context(args.preset)
+    config = spec.config(args.preset, vocab_size=vocab_size, block_size=block_size,
+                         dropout=getattr(args, "dropout", 0.0))
+    return config, {**config.to_dict(), "block_size": block_size}
 
 
-def _check_resume(saved: dict[str, Any], config: GPTConfig, path: Path) -> None:
-    if saved != config.to_dict():
-        diff = {k: (saved.get(k), v) for k, v in config.to_dict().items() if saved.get(k) != v}
-        raise ValueError(f"train gpt --resume: the checkpoint {path} was made with a different "
+def _check_resume(saved: dict[str, Any], run_config: dict[str, Any], path: Path,
+                  cmd: str) -> None:
+    if saved != run_config:
+        diff = {k: (saved.get(k), v) for k, v in run_config.items() if saved.get(k) != v}
+        raise ValueError(f"{cmd} --resume: the checkpoint {path} was made with a different "
                          f"config; (checkpoint, requested) differ in {diff}")
 
 
 def train(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
-    """Run ``lightgrad train gpt``; returns the final losses and the run directory."""
-    device = resolve_device(getattr(args, "device", "cpu"), "train gpt")
+    """Run ``lightgrad train gpt`` (or ``train mamba``: ``args.model`` names the kind);
+    returns the final losses and the run directory."""
+    spec = kind_named(getattr(args, "model", "gpt"), "train")
+    cmd = f"train {spec.name}"
+    relaunch(args, cmd)  # --nproc N outside MPI: run this command on N ranks, then exit
+    dp = DataParallel.setup(args, args.batch_size, cmd)
+    log = dp.log(log)  # progress, evaluation, checkpoints and plots: rank 0 only
+    device = resolve_device(getattr(args, "device", "cpu"), cmd)
+    dp.check_device(device, cmd)
     lg.manual_seed(args.seed)  # after the device exists: it seeds every device in use
     out: Path = args.out
-    check_out_dir(out, "train gpt")
+    check_out_dir(out, cmd)
     ckpt_path = out / CHECKPOINT
     if args.resume:
         if not ckpt_path.is_file():
-            raise FileNotFoundError(f"train gpt --resume: no checkpoint at {ckpt_path}")
+            raise FileNotFoundError(f"{cmd} --resume: no checkpoint at {ckpt_path}")
         tok = load_tokenizer(out / "tokenizer")
     if args.data is not None:
-        text, source = read_text(args.data), str(args.data)
+        text, source = read_text(args.data, cmd), str(args.data)
     else:
         text, source = default_corpus(args.max_chars), "the Python standard library sources"
     if not args.resume:
         tok = build_tokenizer(args.tokenizer, text, args.bpe_vocab_size)
-    config = _config_for(args, tok.vocab_size)
-    splits = split_ids(tok.encode(text), config.block_size)
-    model = GPT(config).to(device)  # initialised on the CPU: the same weights on any device
+    config, run_config = _config_for(spec, args, tok.vocab_size)
+    block_size = run_config["block_size"]
+    splits = split_ids(tok.encode(text), block_size, cmd)
+    # initialised on the CPU: the same weights on any device
+    model = spec.model_class()(config).to(device)
     opt = model.configure_optimizers(args.weight_decay, args.lr, (0.9, 0.99))
     start_iter, history = 0, {"train": [], "val": [], "step": []}
     if args.resume:
-        state = lg.load(ckpt_path)
-        _check_resume(json.loads(state["config"]), config, ckpt_path)
+        state = lg.load(ckpt_path, map_location="cpu")
+        if state.get("kind", "gpt") != spec.name:
+            raise ValueError(f"{cmd} --resume: the checkpoint {ckpt_path} holds a "
+                             f"{state.get('kind', 'gpt')} model, not a {spec.name}")
+        _check_resume(json.loads(state["config"]), run_config, ckpt_path, cmd)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start_iter = int(state["iter"])
         history = json.loads(state["history"])
-    else:
+    elif dp.is_main:
         save_tokenizer(tok, out / "tokenizer")
+    step_model = dp.wrap(model)  # DDP on several ranks: rank 0's weights, averaged grads
+    if dp.rank:  # dropout: rank 0 draws the masks one process would, the others their own
+        lg.manual_seed(args.seed + 7_919 * dp.rank)
     log(f"data: {source}, {len(text):,} chars, {len(splits.train):,} train / "
         f"{len(splits.val):,} val tokens, vocab {tok.vocab_size}")
-    log(f"model: {args.preset} ({config.n_layer} layers, {config.n_head} heads, width "
-        f"{config.n_embd}, context {config.block_size}), "
+    log(f"model: {spec.title} {args.preset} ({spec.describe(config)}, context {block_size}), "
         f"{model.num_parameters() / 1e6:.2f}M parameters, on {device}")
     losses: dict[str, float] = {}
-    bar = Progress(args.max_iters, initial=start_iter, desc="train gpt")
-    tokens_per_step = args.batch_size * config.block_size
+    bar = dp.progress(args.max_iters, initial=start_iter, desc=cmd)
+    tokens_per_step = args.batch_size * block_size
     last = time.perf_counter()
     for it in range(start_iter, args.max_iters):
         lr = warmup_cosine_lr(it, args.lr, args.min_lr, args.warmup_iters, args.max_iters)
         for group in opt.param_groups:
             group["lr"] = lr
         rng = np.random.default_rng([args.seed, it])
-        x, y = get_batch(splits.train, args.batch_size, config.block_size, rng, device)
-        _, loss = model(x, y)
+        x, y = get_batch(splits.train, args.batch_size, block_size, rng, device)
+        _, loss = step_model(dp.shard(x), dp.shard(y))  # this rank's rows of the batch
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * dp.loss_scale(args.batch_size) if dp.world > 1 else loss).backward()
         if args.grad_clip:
             lg.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         opt.step()
-        history["step"].append([it, loss.item()])
+        step_loss = dp.mean(loss.item(), args.batch_size)  # of the whole batch
+        history["step"].append([it, step_loss])
         now = time.perf_counter()
-        bar.update(loss=loss.item(), lr=lr, **{"tok/s": f"{tokens_per_step / (now - last):,.0f}"})
+        bar.update(loss=step_loss, lr=lr, **{"tok/s": f"{tokens_per_step / (now - last):,.0f}"})
         last = now
         done = it + 1
-        if done % args.eval_interval == 0 or done == args.max_iters:
-            losses = estimate_loss(model, splits, args.batch_size, args.eval_iters, args.seed)
+        if dp.is_main and (done % args.eval_interval == 0 or done == args.max_iters):
+            losses = estimate_loss(model, splits, args.batch_size, args.eval_iters, args.seed,
+                                   block_size)
             history["train"].append([done, losses["train"]])
             history["val"].append([done, losses["val"]])
             bar.write(f"step {done}: train loss {losses['train']:.4f}, "
                       f"val loss {losses['val']:.4f}")
             lg.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                     "config": json.dumps(config.to_dict()), "iter": done,
+                     "config": json.dumps(run_config), "kind": spec.name, "iter": done,
                      "history": json.dumps(history)}, ckpt_path)
             last = time.perf_counter()
     bar.close()
+    if not dp.is_main:
+        dp.close()
+        return {"losses": losses, "out": out}
     log(save_curves(
         out / "loss.png", {"train (eval)": history["train"], "val (eval)": history["val"]},
         "training step (iterations)", "cross-entropy loss (nats/token)",
-        f"GPT {args.preset} on {Path(source).name if args.data else 'stdlib sources'}",
+        f"{spec.title} {args.preset} on {Path(source).name if args.data else 'stdlib sources'}",
         noisy={"train (per step)": history["step"]}))
     if args.sample_chars > 0:
         log("sample:")
         log(sample_text(model, tok, "\n", args.sample_chars, temperature=0.8, top_k=None))
+    dp.close()
     return {"losses": losses, "out": out}
 
 
-def sample_text(model: GPT, tok: Any, prompt: str, n: int, temperature: float = 0.8,
+def sample_text(model: Any, tok: Any, prompt: str, n: int, temperature: float = 0.8,
                 top_k: int | None = None, top_p: float | None = None) -> str:
-    """Continue ``prompt`` by ``n`` tokens (the context slides past block_size), on the
+    """Continue ``prompt`` by ``n`` tokens (a GPT's context slides past block_size), on the
     model's device."""
     ids = tok.encode(prompt) or [0]
     device = model_device(model)
     idx = lg.tensor([ids], dtype=lg.int64, device=device)
-    with default_device(device):  # the KV cache and masks generate() makes go there too
+    with default_device(device):  # the caches and masks generate() makes go there too
         out = model.generate(idx, n, temperature=temperature, top_k=top_k, top_p=top_p,
                              crop=True)
     return tok.decode(out[0].tolist())
@@ -316,16 +350,18 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_argument(parser)
 
 
-def load_run(path: Path, device: Any = "cpu") -> tuple[GPT, Any]:
-    """The model (on ``device``) and tokenizer of a run directory (or of its checkpoint
+def load_run(path: Path, device: Any = "cpu") -> tuple[Any, Any]:
+    """The model (GPT or Mamba, as the checkpoint's ``kind`` says; GPT when it says
+    nothing), on ``device``, and tokenizer of a run directory (or of its checkpoint
     file)."""
     directory = path if path.is_dir() else path.parent
     ckpt = path if path.is_file() else path / CHECKPOINT
     if not ckpt.is_file():
         raise FileNotFoundError(f"sample: no checkpoint at {ckpt}; train one with "
-                                "`lightgrad train gpt`")
-    state = lg.load(ckpt)
-    model = GPT(GPTConfig.from_dict(json.loads(state["config"])))
+                                "`lightgrad train gpt` or `lightgrad train mamba`")
+    state = lg.load(ckpt, map_location="cpu")
+    spec = kind_named(state.get("kind", "gpt"), f"sample: checkpoint {ckpt}")
+    model = spec.model_class()(spec.config_class().from_dict(json.loads(state["config"])))
     model.load_state_dict(state["model"])
     model.to(device)
     model.eval()

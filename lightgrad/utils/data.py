@@ -7,12 +7,14 @@
 [[0, 1, 2, 3], [4, 5]]
 """
 from ..data import (
-    BatchSampler, ConcatDataset, DataLoader, Dataset, Generator, RandomSampler, Sampler,
+    BatchSampler, ConcatDataset, DataLoader, Dataset, DistributedSampler, Generator,
+    RandomSampler, Sampler,
     SequentialSampler, Subset, SubsetRandomSampler, TensorDataset, WeightedRandomSampler,
     WorkerInfo, default_collate, get_worker_info, random_split,
 )
 
-__all__ = ["BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "Generator",
+__all__ = ["BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "DistributedSampler",
+           "Generator",
            "RandomSampler", "Sampler", "SequentialSampler", "Subset", "SubsetRandomSampler",
            "TensorDataset", "WeightedRandomSampler", "WorkerInfo", "default_collate",
            "get_worker_info", "random_split"]

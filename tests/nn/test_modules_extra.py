@@ -92,8 +92,6 @@ def test_multihead_attention_causal_and_errors() -> None:
     assert_close(a, b.detach().numpy())
     with pytest.raises(ValueError):
         nn.MultiheadAttention(5, 2)
-    with pytest.raises(NotImplementedError):
-        nn.MultiheadAttention(4, 2, add_bias_kv=True)
 
 
 @pytest.mark.parametrize("config", [("relu", False, False), ("gelu", True, True)])

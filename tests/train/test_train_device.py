@@ -73,7 +73,7 @@ def text_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def train_gpt(data: Path, out: Path, device: str, *extra: str) -> dict:
     assert main(["train", "gpt", "--data", str(data), "--out", str(out), "--device", device,
                  *GPT, *extra]) == 0
-    return lg.load(out / "ckpt.safetensors")
+    return lg.load(out / "ckpt.safetensors", map_location="cpu")
 
 
 def assert_same_weights(a: dict, b: dict, rtol: float = 1e-3, atol: float = 1e-4) -> None:
@@ -99,7 +99,8 @@ def gpt_runs(text_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 
 @cuda
 def test_train_gpt_on_cuda_matches_cpu(gpt_runs: dict[str, Path]) -> None:
-    on_cpu, on_cuda = (lg.load(gpt_runs[d] / "ckpt.safetensors") for d in ("cpu", "cuda"))
+    on_cpu, on_cuda = (lg.load(gpt_runs[d] / "ckpt.safetensors", map_location="cpu")
+                      for d in ("cpu", "cuda"))
     assert int(on_cuda["iter"]) == 2
     a, b = json.loads(on_cpu["history"]), json.loads(on_cuda["history"])
     for key in ("step", "train", "val"):
@@ -139,7 +140,7 @@ def train_classifier(model: str, data: Path, out: Path, device: str, *extra: str
     assert main(["train", model, "--data", str(data), "--train-split", "32", "--epochs", "1",
                  "--batch-size", "16", "--dropout", "0", "--lr", "3e-3", "--out", str(out),
                  "--device", device, *tiny, *extra]) == 0
-    return lg.load(out / "ckpt.safetensors")
+    return lg.load(out / "ckpt.safetensors", map_location="cpu")
 
 
 @cuda

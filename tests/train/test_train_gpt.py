@@ -13,26 +13,14 @@ import pytest
 import lightgrad as lg
 from lightgrad.cli import main
 from lightgrad.train.gpt import default_corpus
+from tests.train import text_runs
+from tests.train.text_runs import TEXT, history
 
-TEXT = "".join(f"line {i}: the cat sat on the mat, and the dog sat on the log.\n"
-               for i in range(40))
-SMALL = ["--eval-interval", "3", "--eval-iters", "2", "--batch-size", "4", "--block-size", "16",
-         "--preset", "baby", "--sample-chars", "20"]
+SMALL = [*text_runs.SMALL, "--preset", "baby"]
 
 
 def train(data, out, *extra: str) -> int:
     return main(["train", "gpt", "--data", str(data), "--out", str(out), *SMALL, *extra])
-
-
-def history(out) -> dict:
-    return json.loads(lg.load(out / "ckpt.safetensors")["history"])
-
-
-@pytest.fixture(scope="module")
-def data_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "tiny.txt"
-    path.write_text(TEXT)
-    return path
 
 
 @pytest.fixture(scope="module")

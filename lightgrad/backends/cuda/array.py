@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..base import contiguous_strides
 from .runtime import layout
 
 
@@ -106,14 +107,6 @@ def _backend() -> Any:
 
 def _from_host(array: np.ndarray) -> DeviceArray:
     return _backend().from_numpy(array)
-
-
-def contiguous_strides(shape: tuple) -> tuple:
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= n
-    return tuple(reversed(strides))
 
 
 def broadcast_strides(x: DeviceArray, shape: tuple) -> tuple[tuple, tuple]:

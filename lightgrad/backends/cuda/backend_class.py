@@ -9,11 +9,12 @@ from .ops_indexing import IndexingOps
 from .ops_linalg import LinalgOps
 from .ops_nn import NNOps
 from .ops_reduce import ReduceOps
+from .ops_scan import ScanOps
 from .ops_views import ViewOps
 
 
 class CUDABackend(ElementwiseOps, ReduceOps, ViewOps, IndexingOps, CreationOps, LinalgOps,
-                  NNOps, ConvOps, BackendCore):
+                  NNOps, ConvOps, ScanOps, BackendCore):
     """The op vocabulary on our CUDA kernels (see ``backends/base.py`` for each meaning)."""
 
     def __init__(self, index: int = 0):

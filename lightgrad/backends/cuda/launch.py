@@ -152,3 +152,27 @@ def sort_tile(k: int, key_bytes: int, tile: int = SORT_TILE) -> tuple[int, int, 
     while width < tile:
         width *= 2
     return tile, width, row_block(width // 2, 1024), width * (key_bytes + 4)
+
+
+# --- selective scan (scan.cu)
+SCAN_MAX_STATE = 64  # states per channel: 32 lanes x SCAN_MAX_K registers (scan.cu)
+SCAN_WARPS = 4       # warps per block
+
+
+def scan_lanes(n: int) -> int:
+    """Lanes of a warp that walk one channel of the selective scan together, each keeping
+    some of its ``n`` states: a power of two >= n, at most 32."""
+    lanes = 1
+    while lanes < n and lanes < 32:
+        lanes *= 2
+    return lanes
+
+
+def scan_channels(channels: int, lanes: int, multiprocessors: int) -> tuple[tuple, tuple]:
+    """(grid, block) of the selective scan kernels: blocks of (32, warps), each warp
+    walking 32 // lanes channels (channels beyond the grid loop)."""
+    per_warp = 32 // lanes
+    warps = max(1, -(-channels // per_warp))
+    block_warps = min(SCAN_WARPS, warps)
+    blocks = min(-(-warps // block_warps), multiprocessors * WAVES * 4)
+    return (max(1, blocks),), (32, block_warps)

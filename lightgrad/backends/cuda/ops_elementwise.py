@@ -128,6 +128,10 @@ class ElementwiseOps:
                                 [x.size, x, x.layout(), grad, grad.layout(x.shape), out])
         return out
 
+    def gelu_and_grad(self, x) -> tuple:
+        # two launches: each kernel is one pass over x already
+        return self.gelu(x), self.gelu_backward(x, self.full(x.shape, 1.0, x.dtype))
+
     # --- conversion and copies
     def astype(self, x, dtype) -> DeviceArray:
         out = self.empty(x.shape, dtype)

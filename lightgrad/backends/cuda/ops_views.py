@@ -11,35 +11,10 @@ from .array import DeviceArray, broadcast_strides
 
 def _view_strides(shape: tuple, strides: tuple, new_shape: tuple) -> tuple | None:
     """Strides that read ``new_shape`` from the same memory in row-major order, or None
-    when the layout can't be reshaped without a copy (NumPy's rule)."""
-    old = [(n, s) for n, s in zip(shape, strides) if n != 1]
-    out: list[int] = []
-    i = 0
-    for n in new_shape:
-        if n == 1:
-            out.append(0)
-            continue
-        if i >= len(old):
-            return None
-        size, stride = old[i]
-        if size == n:
-            out.append(stride)
-            i += 1
-        elif size % n == 0:  # split an old axis
-            old[i] = (size // n, stride)
-            out.append(stride * (size // n))
-        else:  # merge old axes that are contiguous with each other
-            total, inner_stride = size, stride
-            j = i + 1
-            while total < n and j < len(old) and old[j - 1][1] == old[j][0] * old[j][1]:
-                total *= old[j][0]
-                inner_stride = old[j][1]
-                j += 1
-            if total != n:
-                return None
-            out.append(inner_stride)
-            i = j
-    return tuple(out)
+    when the layout can't be reshaped without a copy (PyTorch's rule, shared with
+    ``Tensor.view``'s check)."""
+    from ...ops.movement import view_strides
+    return view_strides(shape, strides, new_shape)
 
 
 def _resolve_shape(shape: tuple, size: int, op: str) -> tuple:

@@ -17,7 +17,8 @@ import math
 from typing import Any
 
 from ... import dtypes
-from ...creation import empty, ones
+from ...creation import empty, ones, zeros
+from ...functions import cat
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -28,6 +29,13 @@ from .linear import Linear
 
 class NonDynamicallyQuantizableLinear(Linear):
     """A plain ``Linear``; the name matches PyTorch's ``MultiheadAttention.out_proj``."""
+
+
+def _pad_keys(mask: Tensor, extra: int) -> Tensor:
+    """``mask`` with ``extra`` key positions appended (not masked: False or 0.0)."""
+    if not extra:
+        return mask
+    return cat([mask, zeros(*mask.shape[:-1], extra, dtype=mask.dtype, device=mask.device)], -1)
 
 
 def _apply_mask(scores: Tensor, mask: Tensor | None) -> Tensor:
@@ -47,7 +55,9 @@ class MultiheadAttention(Module):
     Inputs are (L, N, E) (or (N, L, E) with ``batch_first``) or unbatched (L, E).
     ``key_padding_mask`` (N, S) and ``attn_mask`` (L, S) or (N*num_heads, L, S): bool
     (True = not allowed to attend) or float (added to the scores). ``is_causal`` with no
-    ``attn_mask`` applies a causal mask.
+    ``attn_mask`` applies a causal mask. ``add_bias_kv`` appends a learned key and value
+    (parameters ``bias_k``, ``bias_v``) to every sequence, ``add_zero_attn`` a zero key and
+    value after that; masks cover the given keys only (the added ones are never masked).
 
     >>> import lightgrad as lg
     >>> mha = MultiheadAttention(4, 2, batch_first=True, kdim=3, vdim=2)
@@ -69,9 +79,6 @@ class MultiheadAttention(Module):
         if embed_dim % num_heads != 0:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads "
                              f"({num_heads})")
-        if add_bias_kv or add_zero_attn:
-            raise NotImplementedError("MultiheadAttention: add_bias_kv and add_zero_attn are "
-                                      "not supported")
         kw = {"device": device, "dtype": dtype}
         self.embed_dim = embed_dim
         self.kdim = kdim if kdim is not None else embed_dim
@@ -94,7 +101,11 @@ class MultiheadAttention(Module):
         else:
             self.register_parameter("in_proj_bias", None)
         self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias, **kw)
-        self.bias_k = self.bias_v = None
+        if add_bias_kv:  # one learned key and value appended to every sequence
+            self.bias_k = Parameter(empty(1, 1, embed_dim, **kw))
+            self.bias_v = Parameter(empty(1, 1, embed_dim, **kw))
+        else:
+            self.bias_k = self.bias_v = None
         self.add_zero_attn = add_zero_attn
         self._reset_parameters()
 
@@ -108,6 +119,9 @@ class MultiheadAttention(Module):
         if self.in_proj_bias is not None:
             init.zeros_(self.in_proj_bias)
             init.zeros_(self.out_proj.bias)
+        if self.bias_k is not None:
+            init.xavier_normal_(self.bias_k)
+            init.xavier_normal_(self.bias_v)
 
     def _projections(self) -> tuple:
         e = self.embed_dim
@@ -150,8 +164,18 @@ class MultiheadAttention(Module):
         (wq, wk, wv), (bq, bk, bv) = self._projections()
         h, d = self.num_heads, self.head_dim
         q = F.linear(query, wq, bq).reshape(n, tgt_len, h, d).transpose(1, 2)
-        k = F.linear(key, wk, bk).reshape(n, src_len, h, d).transpose(1, 2)
-        v = F.linear(value, wv, bv).reshape(n, src_len, h, d).transpose(1, 2)
+        k, v = F.linear(key, wk, bk), F.linear(value, wv, bv)
+        extra = 0  # key positions added after the given ones (bias_k/v, a zero key)
+        if self.bias_k is not None:
+            k = cat([k, self.bias_k.expand(n, 1, e)], 1)
+            v = cat([v, self.bias_v.expand(n, 1, e)], 1)
+            extra += 1
+        k = k.reshape(n, src_len + extra, h, d).transpose(1, 2)
+        v = v.reshape(n, src_len + extra, h, d).transpose(1, 2)
+        if self.add_zero_attn:
+            k = cat([k, zeros(n, h, 1, d, dtype=k.dtype, device=k.device)], 2)
+            v = cat([v, zeros(n, h, 1, d, dtype=v.dtype, device=v.device)], 2)
+            extra += 1
         scores = (q * (1.0 / math.sqrt(d))).matmul(k.mT)  # (N, H, L, S)
         if attn_mask is None and is_causal:
             allowed = ones(tgt_len, src_len, dtype=dtypes.bool_, device=query.device).tril()
@@ -166,12 +190,13 @@ class MultiheadAttention(Module):
             elif tuple(attn_mask.shape) != (tgt_len, src_len):
                 raise RuntimeError(f"MultiheadAttention: 2-D attn_mask must have shape "
                                    f"{(tgt_len, src_len)}, got {tuple(attn_mask.shape)}")
-            scores = _apply_mask(scores, attn_mask)
+            scores = _apply_mask(scores, _pad_keys(attn_mask, extra))
         if key_padding_mask is not None:
             if tuple(key_padding_mask.shape) != (n, src_len):
                 raise RuntimeError(f"MultiheadAttention: key_padding_mask must have shape "
                                    f"{(n, src_len)}, got {tuple(key_padding_mask.shape)}")
-            scores = _apply_mask(scores, key_padding_mask.reshape(n, 1, 1, src_len))
+            scores = _apply_mask(scores, _pad_keys(key_padding_mask, extra).reshape(
+                n, 1, 1, src_len + extra))
         weights = scores.softmax(-1)
         weights = F.dropout(weights, self.dropout, self.training)
         out = weights.matmul(v).transpose(1, 2).reshape(n, tgt_len, e)

@@ -45,7 +45,7 @@ class Linear(Module):
     >>> import lightgrad as lg
     >>> Linear(3, 1, bias=False)(lg.zeros(2, 3))
     tensor([[0.],
-            [0.]], grad_fn=<MatMulBackward>)
+            [0.]], grad_fn=<LinearBackward>)
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
@@ -73,8 +73,9 @@ class Linear(Module):
                                f"{self.in_features}, got shape {tuple(input.shape)}")
         # PyTorch never converts the input: an int or float64 batch into float32 weights
         # is "mat1 and mat2 must have the same dtype, but got Double and Float"
-        check_same_dtype(input, self.weight)
-        return F.linear(input, self.weight, self.bias)
+        weight = self.weight  # a registry lookup (Module.__getattr__): read once
+        check_same_dtype(input, weight)
+        return F.linear(input, weight, self.bias)
 
     def _short_repr(self) -> str:
         return f"Linear(in_features={self.in_features}, out_features={self.out_features})"

@@ -131,6 +131,10 @@ class RNNBase(Module):
                                f"{tuple(hx.shape if batched else hx.squeeze(1).shape)}")
         return hx
 
+    def flatten_parameters(self) -> None:
+        """PyTorch packs cuDNN's weights into one buffer here; lightgrad keeps each weight
+        its own tensor, so there is nothing to do (kept so PyTorch code runs unchanged)."""
+
     def forward(self, input: Tensor, hx: Any = None) -> tuple[Any, Any]:
         check_input(self, input, (2, 3))
         batched = input.ndim == 3

@@ -8,7 +8,7 @@ True
 """
 from . import (
     activation, batchnorm, container, conv, dropout, linear, loss, module, normalization,
-    pooling, rnn, sparse, transformer,
+    pooling, rnn, sparse, transformer, upsampling,
 )
 from .activation import (
     ELU, GELU, LeakyReLU, LogSoftmax, Mish, ReLU, ReLU6, SiLU, Sigmoid, Softmax, Softplus,
@@ -28,6 +28,7 @@ from .normalization import LayerNorm, RMSNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .rnn import GRU, GRUCell, LSTM, LSTMCell, RNN, RNNBase, RNNCell, RNNCellBase
 from .sparse import Embedding
+from .upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from .transformer import (
     Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
     TransformerEncoderLayer,

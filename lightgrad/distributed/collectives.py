@@ -1,0 +1,234 @@
+"""Collectives on tensors (PyTorch's signatures): ``all_reduce``, ``broadcast``,
+``all_gather``, ``reduce_scatter``, ``all_gather_into_tensor``, ``reduce_scatter_tensor``,
+``barrier``. Results are written in place into the output tensors; ``async_op=True``
+returns a ``Work`` whose ``wait()`` does that.
+
+Buffers go to the backend as they are when contiguous in a dtype it carries; otherwise
+through a contiguous staging copy (float16/bfloat16 travel as float32).
+
+>>> import lightgrad as lg, lightgrad.distributed as dist   # doctest: +SKIP
+>>> t = lg.tensor([float(dist.get_rank())])                 # doctest: +SKIP
+>>> dist.all_reduce(t); t                                   # doctest: +SKIP
+tensor([1.])
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from .group import ProcessGroup, get_group
+from .reduce_op import ReduceOp, as_reduce_op
+from .work import Work
+
+
+def _check_tensor(what: str, t: Any, group: ProcessGroup) -> None:
+    from ..tensor import Tensor
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{what}: expected a Tensor, got {type(t).__name__}")
+    want = "cuda" if group.backend.name == "nccl" else "cpu"
+    if t.device.type != want:
+        raise TypeError(f"{what}: the {group.backend.name} backend works on {want} tensors, "
+                        f"got a tensor on {t.device}")
+
+
+def _stage(group: ProcessGroup, t: Any) -> tuple[Any, Any]:
+    """(view of t's memory, contiguous buffer in a wire dtype: the view itself if it can)."""
+    backend = group.backend
+    view = backend.view(t)
+    wire = backend.wire_dtype(view.dtype)
+    return view, backend.xp.ascontiguousarray(view, dtype=wire)
+
+
+def _write(t: Any, view: Any, buf: Any) -> None:
+    if buf is not view:
+        view[...] = buf.astype(view.dtype, copy=False)
+    t._version[0] += 1
+
+
+def _run(group: ProcessGroup, what: str, request: Any, finish: Callable[[], None],
+         async_op: bool) -> Work | None:
+    backend = group.backend
+    work = Work(group, what, lambda: backend.test(request), finish)
+    if async_op:
+        return work
+    work.wait()
+    return None
+
+
+def _avg(what: str, buf: Any, n: int) -> None:
+    if buf.dtype.kind != "f":
+        raise TypeError(f"{what}: ReduceOp.AVG needs a floating tensor, got {buf.dtype}")
+    buf /= n
+
+
+def all_reduce(tensor: Any, op: ReduceOp | str = ReduceOp.SUM, group: Any = None,
+               async_op: bool = False) -> Work | None:
+    """Reduce ``tensor`` over all ranks and write the result into it on every rank.
+
+    >>> import lightgrad as lg, lightgrad.distributed as dist   # doctest: +SKIP
+    >>> t = lg.ones(2) * (dist.get_rank() + 1)                  # doctest: +SKIP
+    >>> dist.all_reduce(t, op=dist.ReduceOp.MAX); t             # doctest: +SKIP
+    tensor([2., 2.])
+    """
+    g = get_group("all_reduce")
+    op = as_reduce_op(op, "all_reduce")
+    _check_tensor("all_reduce", tensor, g)
+    g.ensure_usable("all_reduce")
+    if op is ReduceOp.AVG and tensor.dtype.np.kind != "f":
+        raise TypeError(f"all_reduce: ReduceOp.AVG needs a floating tensor, got "
+                        f"{tensor.dtype.name}")
+    view, buf = _stage(g, tensor)
+    request = g.backend.all_reduce(buf, "sum" if op is ReduceOp.AVG else op.value)
+
+    def finish() -> None:
+        if op is ReduceOp.AVG:
+            _avg("all_reduce", buf, g.size)
+        _write(tensor, view, buf)
+    return _run(g, "all_reduce", request, finish, async_op)
+
+
+def broadcast(tensor: Any, src: int = 0, group: Any = None,
+              async_op: bool = False) -> Work | None:
+    """Copy ``tensor`` of rank ``src`` into ``tensor`` on every rank.
+
+    >>> import lightgrad as lg, lightgrad.distributed as dist   # doctest: +SKIP
+    >>> t = lg.tensor([dist.get_rank()])                        # doctest: +SKIP
+    >>> dist.broadcast(t, src=0); t                             # doctest: +SKIP
+    tensor([0])
+    """
+    g = get_group("broadcast")
+    _check_tensor("broadcast", tensor, g)
+    if not 0 <= src < g.size:
+        raise ValueError(f"broadcast: src={src} is not a rank of a world of size {g.size}")
+    g.ensure_usable("broadcast")
+    view, buf = _stage(g, tensor)
+    request = g.backend.broadcast(buf, src)
+    return _run(g, "broadcast", request, lambda: _write(tensor, view, buf), async_op)
+
+
+def _check_list(what: str, tensors: Sequence[Any], like: Any, g: ProcessGroup) -> None:
+    if len(tensors) != g.size:
+        raise ValueError(f"{what}: expected a list of {g.size} tensors (the world size), "
+                         f"got {len(tensors)}")
+    for i, t in enumerate(tensors):
+        _check_tensor(what, t, g)
+        if t.shape != like.shape or t.dtype is not like.dtype:
+            raise ValueError(f"{what}: tensor {i} has shape {tuple(t.shape)} and dtype "
+                             f"{t.dtype.name}, expected {tuple(like.shape)} {like.dtype.name}")
+
+
+def all_gather_into_tensor(output_tensor: Any, input_tensor: Any, group: Any = None,
+                           async_op: bool = False) -> Work | None:
+    """Concatenate ``input_tensor`` of every rank (in rank order) along dim 0 into
+    ``output_tensor`` (shape ``(world * n, ...)`` for an input ``(n, ...)``).
+
+    >>> import lightgrad as lg, lightgrad.distributed as dist   # doctest: +SKIP
+    >>> out = lg.zeros(2)                                       # doctest: +SKIP
+    >>> dist.all_gather_into_tensor(out, lg.tensor([float(dist.get_rank())])); out
+    tensor([0., 1.])
+    """
+    g = get_group("all_gather_into_tensor")
+    _check_tensor("all_gather_into_tensor", input_tensor, g)
+    _check_tensor("all_gather_into_tensor", output_tensor, g)
+    if output_tensor.numel() != input_tensor.numel() * g.size or \
+            output_tensor.dtype is not input_tensor.dtype:
+        raise ValueError(f"all_gather_into_tensor: output {tuple(output_tensor.shape)} "
+                         f"{output_tensor.dtype.name} must hold {g.size} inputs of shape "
+                         f"{tuple(input_tensor.shape)} {input_tensor.dtype.name}")
+    g.ensure_usable("all_gather_into_tensor")
+    _, send = _stage(g, input_tensor)
+    view, recv = _stage(g, output_tensor)
+    request = g.backend.all_gather(send, recv)
+    return _run(g, "all_gather_into_tensor", request,
+                lambda: _write(output_tensor, view, recv), async_op)
+
+
+def all_gather(tensor_list: list, tensor: Any, group: Any = None,
+               async_op: bool = False) -> Work | None:
+    """``tensor_list[r]`` receives ``tensor`` of rank ``r``, on every rank.
+
+    >>> import lightgrad as lg, lightgrad.distributed as dist   # doctest: +SKIP
+    >>> out = [lg.zeros(1) for _ in range(dist.get_world_size())]   # doctest: +SKIP
+    >>> dist.all_gather(out, lg.tensor([float(dist.get_rank())])); out   # doctest: +SKIP
+    [tensor([0.]), tensor([1.])]
+    """
+    g = get_group("all_gather")
+    _check_tensor("all_gather", tensor, g)
+    _check_list("all_gather", tensor_list, tensor, g)
+    g.ensure_usable("all_gather")
+    _, send = _stage(g, tensor)
+    xp = g.backend.xp
+    recv = xp.empty((g.size,) + tuple(send.shape), dtype=send.dtype)
+    request = g.backend.all_gather(send, recv)
+
+    def finish() -> None:
+        for r, t in enumerate(tensor_list):
+            _write(t, g.backend.view(t), recv[r])
+    return _run(g, "all_gather", request, finish, async_op)
+
+
+def reduce_scatter_tensor(output: Any, input: Any, op: ReduceOp | str = ReduceOp.SUM,
+                          group: Any = None, async_op: bool = False) -> Work | None:
+    """Reduce ``input`` (shape ``(world * n, ...)``) over the ranks and give rank ``r`` the
+    ``r``-th block of ``n`` rows in ``output``.
+
+    >>> import lightgrad as lg, lightgrad.distributed as dist   # doctest: +SKIP
+    >>> out = lg.zeros(1)                                       # doctest: +SKIP
+    >>> dist.reduce_scatter_tensor(out, lg.tensor([1.0, 2.0])); out   # on rank 1, 2 ranks
+    tensor([4.])
+    """
+    g = get_group("reduce_scatter_tensor")
+    op = as_reduce_op(op, "reduce_scatter_tensor")
+    _check_tensor("reduce_scatter_tensor", input, g)
+    _check_tensor("reduce_scatter_tensor", output, g)
+    if input.numel() != output.numel() * g.size or output.dtype is not input.dtype:
+        raise ValueError(f"reduce_scatter_tensor: input {tuple(input.shape)} "
+                         f"{input.dtype.name} must hold {g.size} outputs of shape "
+                         f"{tuple(output.shape)} {output.dtype.name}")
+    return _reduce_scatter(g, "reduce_scatter_tensor", output, _stage(g, input)[1], op,
+                           async_op)
+
+
+def reduce_scatter(output: Any, input_list: list, op: ReduceOp | str = ReduceOp.SUM,
+                   group: Any = None, async_op: bool = False) -> Work | None:
+    """Reduce ``input_list[r]`` over the ranks into ``output`` of rank ``r``.
+
+    >>> import lightgrad as lg, lightgrad.distributed as dist   # doctest: +SKIP
+    >>> out = lg.zeros(1)                                       # doctest: +SKIP
+    >>> dist.reduce_scatter(out, [lg.ones(1), lg.ones(1) * 2]); out   # on rank 1, 2 ranks
+    tensor([4.])
+    """
+    g = get_group("reduce_scatter")
+    op = as_reduce_op(op, "reduce_scatter")
+    _check_tensor("reduce_scatter", output, g)
+    _check_list("reduce_scatter", input_list, output, g)
+    xp = g.backend.xp
+    send = xp.stack([_stage(g, t)[1] for t in input_list])
+    return _reduce_scatter(g, "reduce_scatter", output, send, op, async_op)
+
+
+def _reduce_scatter(g: ProcessGroup, what: str, output: Any, send: Any, op: ReduceOp,
+                    async_op: bool) -> Work | None:
+    if op is ReduceOp.AVG and send.dtype.kind != "f":
+        raise TypeError(f"{what}: ReduceOp.AVG needs a floating tensor, got {send.dtype}")
+    g.ensure_usable(what)
+    view = g.backend.view(output)
+    recv = g.backend.xp.empty(view.shape, dtype=send.dtype)
+    request = g.backend.reduce_scatter(send, recv, "sum" if op is ReduceOp.AVG else op.value)
+
+    def finish() -> None:
+        if op is ReduceOp.AVG:
+            _avg(what, recv, g.size)
+        view[...] = recv.astype(view.dtype, copy=False)
+        output._version[0] += 1
+    return _run(g, what, request, finish, async_op)
+
+
+def barrier(group: Any = None, async_op: bool = False) -> Work | None:
+    """Wait until every rank has reached the barrier.
+
+    >>> import lightgrad.distributed as dist   # doctest: +SKIP
+    >>> dist.barrier()                         # doctest: +SKIP
+    """
+    g = get_group("barrier")
+    g.ensure_usable("barrier")
+    return _run(g, "barrier", g.backend.barrier(), lambda: None, async_op)
