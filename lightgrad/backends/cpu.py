@@ -599,16 +599,32 @@ def _blas_ready(m: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(m)
 
 
+def _shifted(x: np.ndarray, axis: int) -> np.ndarray:
+    """``x - max(x, axis)``. ``fmax`` skips NumPy's NaN checks in the reduction loop (~15%
+    faster over short rows); a NaN still turns its whole row to NaN through the sum."""
+    return x - np.fmax.reduce(x, axis=axis, keepdims=True)
+
+
+def _sum_keepdims(e: np.ndarray, axis: int) -> np.ndarray:
+    """``np.sum(e, axis, keepdims=True)``; over a short last axis (<= 1024, where np.sum's
+    pairwise blocks don't apply anyway) ``einsum``'s row sums are 3-4x faster."""
+    if e.ndim and axis % e.ndim == e.ndim - 1 and 0 < e.shape[-1] <= 1024 \
+            and e.dtype in _FAST_NORM:
+        return np.einsum("...i->...", e)[..., None]
+    return np.sum(e, axis=axis, keepdims=True)
+
+
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    shifted = x - np.max(x, axis=axis, keepdims=True)
+    shifted = _shifted(x, axis)
     np.exp(shifted, out=shifted)
-    shifted /= np.sum(shifted, axis=axis, keepdims=True)
+    shifted /= _sum_keepdims(shifted, axis)
     return shifted
 
 
 def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    shifted = x - np.max(x, axis=axis, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    shifted = _shifted(x, axis)
+    shifted -= np.log(_sum_keepdims(np.exp(shifted), axis))
+    return shifted
 
 
 def _scatter_index(index: np.ndarray, axis: int) -> tuple:

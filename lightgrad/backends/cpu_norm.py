@@ -14,6 +14,7 @@ without a temporary. Used by ``cpu.py`` for float32 and float64 inputs that are 
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ import numpy as np
 
 def _rows(x: np.ndarray, n_axes: int) -> np.ndarray:
     """``x`` as a C-contiguous (rows, C) matrix, C the size of the last ``n_axes`` dims."""
-    cols = int(np.prod(x.shape[x.ndim - n_axes:]))
+    cols = math.prod(x.shape[x.ndim - n_axes:])
     return np.ascontiguousarray(x).reshape(-1, cols)
 
 

@@ -352,10 +352,14 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
         raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are "
                                   "not supported")
     n = weight.shape[0]
-    if input.numel() and (int(input.amin().item()) < 0 or int(input.amax().item()) >= n):
-        raise IndexError(f"embedding: index out of range: ids must be in [0, {n}) for weight "
-                         f"of shape {tuple(weight.shape)}, got values in "
-                         f"[{int(input.amin().item())}, {int(input.amax().item())}]")
+    if input.numel():  # range check on the raw buffer: no autograd nodes, no Tensor wraps
+        be, axes = input.device.backend, input._dims("embedding", None)
+        lo = int(be.to_numpy(be.amin(input._data, axes, False)))
+        hi = int(be.to_numpy(be.amax(input._data, axes, False)))
+        if lo < 0 or hi >= n:
+            raise IndexError(f"embedding: index out of range: ids must be in [0, {n}) for "
+                             f"weight of shape {tuple(weight.shape)}, got values in "
+                             f"[{lo}, {hi}]")
     flat = input.long().reshape(-1)
     out = IndexSelect.apply(weight, 0, flat)
     if padding_idx is not None:
