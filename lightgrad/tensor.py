@@ -742,7 +742,7 @@ class Tensor:
         (2, 3)
         """
         if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int, np.integer)):
-            return self.to(shape[0])
+            return bitcast(self, dtypes.as_dtype(shape[0]))  # view(dtype): same bytes
         shape = _infer_shape("view", _shape_args("view", shape), self)
         check_viewable(self, shape)
         return Reshape.apply(self, shape)
@@ -1411,7 +1411,7 @@ from .ops.linalg import MatMul  # noqa: E402
 from .ops.movement import (  # noqa: E402
     Cast, Copy, CopySlices, Expand, Flip, Gather, GetItem, IndexAdd, IndexPut, IndexSelect,
     Permute, Reshape, ScatterAdd, Split, Tile, ToDevice, Triangle, check_viewable,
-    contiguous_strides, element_strides, replay_view,
+    bitcast, contiguous_strides, element_strides, replay_view,
 )
 from .ops.nn import LogSoftmax, Softmax  # noqa: E402
 from .ops.reduce import Amax, Amin, Cumsum, Mean, Prod, Sum  # noqa: E402

@@ -261,6 +261,14 @@ def _arange(start: float, end: float, step: float, dtype: Any) -> Meta:
     return Meta((max(0, math.ceil((end - start) / step)),), np.dtype(dtype))
 
 
+def _bitcast(x: Any, dtype: Any) -> Meta:
+    old, new = np.dtype(x.dtype).itemsize, np.dtype(dtype).itemsize
+    shape = tuple(x.shape)
+    if old != new:
+        shape = shape[:-1] + (shape[-1] * old // new,)
+    return Meta(shape, np.dtype(dtype))
+
+
 def _reshape(x: Any, shape: Sequence[int]) -> Meta:
     shape = tuple(shape)
     if -1 in shape:
@@ -405,6 +413,13 @@ class Backend:
     @rule(_reshape, view=True)
     def reshape(self, x: Buffer, shape: Shape) -> Buffer:
         """``x`` with a new shape of the same size (a view when the layout allows)."""
+        raise NotImplementedError
+
+    @rule(_bitcast, view=True)
+    def bitcast(self, x: Buffer, dtype: Any) -> Buffer:
+        """A view of ``x``'s bytes as ``dtype``. With another item size the last dim scales
+        by the size ratio and must have stride 1 (the caller checks, as ``Tensor.view``
+        does); the other strides scale too."""
         raise NotImplementedError
 
     @rule(lambda x, axes: Meta(tuple(x.shape[a] for a in axes), x.dtype), view=True)

@@ -315,6 +315,9 @@ class CPUBackend(Backend):
     def reshape(self, x, shape) -> np.ndarray:
         return x.reshape(shape)
 
+    def bitcast(self, x: np.ndarray, dtype: Any) -> np.ndarray:
+        return x.view(dtype)
+
     def permute(self, x, axes) -> np.ndarray:
         return x.transpose(axes)
 

@@ -77,6 +77,53 @@ def element_strides(buf) -> tuple | None:
     return tuple(strides)
 
 
+def byte_offset(buf) -> int:
+    """How many bytes into its allocation a buffer starts (0 when unknown)."""
+    if isinstance(buf, np.ndarray):
+        root = buf
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        return buf.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    mem = getattr(buf, "mem", None)
+    return buf.ptr - mem.ptr if mem is not None and hasattr(mem, "ptr") else 0
+
+
+# PyTorch's names for dtypes in its messages (view(dtype) errors match its wording)
+_TORCH_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half",
+                "bfloat16": "BFloat16", "int64": "Long", "int32": "Int", "int16": "Short",
+                "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+def bitcast(x, dtype):
+    """``x.view(dtype)``: the same bytes read as ``dtype``, a view that does not require
+    grad (as in PyTorch). With another item size the last dim scales; PyTorch's conditions
+    are checked (stride(-1) == 1, divisible size, strides and offset)."""
+    from ..tensor import Tensor
+    old, new = x.dtype, dtype
+    if old.itemsize != new.itemsize:
+        what = (f"to view {_TORCH_NAMES.get(old.name, old.name)} as "
+                f"{_TORCH_NAMES.get(new.name, new.name)} (different element sizes)")
+        if x.ndim == 0:
+            raise RuntimeError(f"self.dim() cannot be 0 {what}")
+        strides = element_strides(x._data) or contiguous_strides(x.shape)
+        if strides[-1] != 1 and x.shape[-1] != 1:
+            raise RuntimeError(f"self.stride(-1) must be 1 {what}, but got {strides[-1]}")
+        if new.itemsize > old.itemsize:
+            ratio = new.itemsize // old.itemsize
+            if x.shape[-1] % ratio:
+                raise RuntimeError(f"self.size(-1) must be divisible by {ratio} {what}, but "
+                                   f"got {x.shape[-1]}")
+            offset = byte_offset(x._data) // old.itemsize
+            if offset % ratio:
+                raise RuntimeError(f"self.storage_offset() must be divisible by {ratio} "
+                                   f"{what}, but got {offset}")
+            for d, st in enumerate(strides[:-1]):
+                if st % ratio:
+                    raise RuntimeError(f"self.stride({d}) must be divisible by {ratio} "
+                                       f"{what}, but got {st}")
+    return Tensor._from_buffer(x.device.backend.bitcast(x._data, new.np), x.device)
+
+
 def view_strides(shape: tuple, strides: tuple, new_shape: tuple) -> tuple | None:
     """The strides reading ``new_shape`` from the memory of a (``shape``, ``strides``)
     layout in row-major order, or None when no such strides exist (PyTorch's rule: each run

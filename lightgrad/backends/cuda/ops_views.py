@@ -39,6 +39,20 @@ class ViewOps:
             return self.copy(x).view(shape, self.strides_of(shape))
         return x.view(shape, strides)
 
+    def bitcast(self, x: DeviceArray, dtype: Any) -> DeviceArray:
+        new = np.dtype(dtype)
+        old = x.dtype.itemsize
+        shape, strides = list(x.shape), list(x.strides)
+        if new.itemsize < old:      # each element becomes `ratio` narrower ones
+            ratio = old // new.itemsize
+            strides = [st * ratio for st in strides[:-1]] + [1]
+            shape[-1] *= ratio
+        elif new.itemsize > old:    # `ratio` neighbours become one wider element
+            ratio = new.itemsize // old
+            strides = [st // ratio for st in strides[:-1]] + [1]
+            shape[-1] //= ratio
+        return DeviceArray(x.runtime, x.mem, x.ptr, tuple(shape), tuple(strides), new)
+
     def permute(self, x, axes) -> DeviceArray:
         axes = tuple(axes)
         return x.view(tuple(x.shape[a] for a in axes), tuple(x.strides[a] for a in axes))
