@@ -9,6 +9,22 @@
 // Half types are stored in 16 bits and computed in float.
 #include "prelude.cuh"
 
+// Row r's exact two-pass statistics, folded by the threads along x: the mean first, then
+// the mean of squared deviations (the biased variance).
+template <class T, class A>
+__device__ __forceinline__ void row_mean_var(i64 r, i64 K, const T* x, lg_layout lx,
+                                             A* scratch, A& mean, A& var) {
+    A sum = A(0);
+    for (i64 k = threadIdx.x; k < K; k += blockDim.x) sum += A(x[lg_offset(lx, r * K + k)]);
+    mean = lg_row_sum(sum, scratch) / A(K);
+    A squares = A(0);
+    for (i64 k = threadIdx.x; k < K; k += blockDim.x) {
+        A d = A(x[lg_offset(lx, r * K + k)]) - mean;
+        squares += d * d;
+    }
+    var = lg_row_sum(squares, scratch) / A(K);
+}
+
 // y = (x - mean) * rstd * weight + bias; mean and rstd = 1 / sqrt(var + eps) per row.
 template <class T>
 __device__ void layer_norm(i64 M, i64 K, const T* x, lg_layout lx, const T* weight,
@@ -16,15 +32,9 @@ __device__ void layer_norm(i64 M, i64 K, const T* x, lg_layout lx, const T* weig
     typedef typename lg_compute<T>::type A;
     __shared__ A scratch[32];
     LG_ROWS(r, M) {
-        A sum = A(0);
-        for (i64 k = threadIdx.x; k < K; k += blockDim.x) sum += A(x[lg_offset(lx, r * K + k)]);
-        A mean = lg_row_sum(sum, scratch) / A(K);
-        A squares = A(0);
-        for (i64 k = threadIdx.x; k < K; k += blockDim.x) {
-            A d = A(x[lg_offset(lx, r * K + k)]) - mean;
-            squares += d * d;
-        }
-        A rstd = A(1) / lg_sqrt(lg_row_sum(squares, scratch) / A(K) + A(eps));
+        A mean, var;
+        row_mean_var(r, K, x, lx, scratch, mean, var);
+        A rstd = A(1) / lg_sqrt(var + A(eps));
         for (i64 k = threadIdx.x; k < K; k += blockDim.x) {
             A v = (A(x[lg_offset(lx, r * K + k)]) - mean) * rstd;
             if (weight) v *= A(weight[k]);
@@ -129,15 +139,8 @@ __device__ void row_moments(i64 M, i64 K, const T* x, lg_layout lx, T* mean_out,
     typedef typename lg_compute<T>::type A;
     __shared__ A scratch[32];
     LG_ROWS(r, M) {
-        A sum = A(0);
-        for (i64 k = threadIdx.x; k < K; k += blockDim.x) sum += A(x[lg_offset(lx, r * K + k)]);
-        A mean = lg_row_sum(sum, scratch) / A(K);
-        A squares = A(0);
-        for (i64 k = threadIdx.x; k < K; k += blockDim.x) {
-            A d = A(x[lg_offset(lx, r * K + k)]) - mean;
-            squares += d * d;
-        }
-        A var = lg_row_sum(squares, scratch) / A(K);
+        A mean, var;
+        row_mean_var(r, K, x, lx, scratch, mean, var);
         if (threadIdx.x == 0) {
             mean_out[r] = T(mean);
             var_out[r] = T(var);
