@@ -96,6 +96,19 @@ __device__ void arg_short(int op, i64 M, i64 K, const T* x, lg_layout keep, lg_l
     }
 }
 
+// Every dtype the comparison kernels take: (suffix, storage type, key/accumulator type).
+#define SORTABLE_TYPES(X)                                                          \
+    X(f32, float, float)                                                            \
+    X(f64, double, double)                                                          \
+    X(f16, lg_half, float)                                                          \
+    X(bf16, lg_bf16, float)                                                         \
+    X(i64, long long, long long)                                                    \
+    X(i32, int, long long)                                                          \
+    X(i16, short, long long)                                                        \
+    X(i8, signed char, long long)                                                   \
+    X(u8, unsigned char, long long)                                                 \
+    X(b8, bool, long long)
+
 #define ARG_KERNEL(S, T, A)                                                                 \
     extern "C" __global__ void arg_reduce_##S(int op, i64 M, i64 K, i64 chunks, const T* x, \
                                               lg_layout keep, lg_layout red,                \
@@ -107,16 +120,7 @@ __device__ void arg_short(int op, i64 M, i64 K, const T* x, lg_layout keep, lg_l
                                              lg_layout keep, lg_layout red, i64* out) {     \
         arg_short<T, A>(op, M, K, x, keep, red, out);                                       \
     }
-ARG_KERNEL(f32, float, float)
-ARG_KERNEL(f64, double, double)
-ARG_KERNEL(f16, lg_half, float)
-ARG_KERNEL(bf16, lg_bf16, float)
-ARG_KERNEL(i64, long long, long long)
-ARG_KERNEL(i32, int, long long)
-ARG_KERNEL(i16, short, long long)
-ARG_KERNEL(i8, signed char, long long)
-ARG_KERNEL(u8, unsigned char, long long)
-ARG_KERNEL(b8, bool, long long)
+SORTABLE_TYPES(ARG_KERNEL)
 
 // --- stable argsort
 //
@@ -244,16 +248,7 @@ __device__ void merge_pass(i64 M, i64 K, i64 run, bool descending, const A* keys
                                              lg_layout okeep, i64 ostride) {                \
         sort_rank<T, A>(M, K, x, keep, red, descending, out, okeep, ostride);               \
     }
-SORT_KERNELS(f32, float, float)
-SORT_KERNELS(f64, double, double)
-SORT_KERNELS(f16, lg_half, float)
-SORT_KERNELS(bf16, lg_bf16, float)
-SORT_KERNELS(i64, long long, long long)
-SORT_KERNELS(i32, int, long long)
-SORT_KERNELS(i16, short, long long)
-SORT_KERNELS(i8, signed char, long long)
-SORT_KERNELS(u8, unsigned char, long long)
-SORT_KERNELS(b8, bool, long long)
+SORTABLE_TYPES(SORT_KERNELS)
 
 #define MERGE_KERNEL(S, A)                                                                  \
     extern "C" __global__ void merge_##S(i64 M, i64 K, i64 run, bool descending,            \
