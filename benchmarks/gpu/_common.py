@@ -32,6 +32,23 @@ def require_gpu(script: str) -> Any:
     return lg
 
 
+def torch_on_gpu(script: str) -> Any:
+    """PyTorch with TF32 off (exact float32 matmuls and convolutions, like ours) when it is
+    installed and sees the GPU; otherwise print why there is nothing to compare with and
+    return None."""
+    try:
+        import torch
+    except ImportError:
+        print(f"{script}: PyTorch is not installed; nothing to compare with")
+        return None
+    if not torch.cuda.is_available():
+        print(f"{script}: PyTorch sees no CUDA device; nothing to compare with")
+        return None
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return torch
+
+
 def _skip(script: str, why: str) -> None:
     print(f"{script}: no GPU, nothing measured: {why}")
     sys.exit(0)

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import describe, gpu_ms, require_gpu, table  # noqa: E402
+from _common import describe, gpu_ms, require_gpu, table, torch_on_gpu  # noqa: E402
 
 TORCH_DEVICE = "cuda"
 
@@ -123,15 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=10, help="timed calls per row")
     args = parser.parse_args(argv)
     lg = require_gpu("attention.py")
-    try:
-        import torch
-    except ImportError:
-        print("attention.py: PyTorch is not installed; nothing to compare with")
+    torch = torch_on_gpu("attention.py")
+    if torch is None:
         return 0
-    if not torch.cuda.is_available():
-        print("attention.py: PyTorch sees no CUDA device; nothing to compare with")
-        return 0
-    torch.backends.cuda.matmul.allow_tf32 = False
 
     print(f"attention.py: {describe(lg)}")
     B, H, L, E = args.batch, args.heads, args.seq, args.dim

@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))  # torch_gpt.py
 
-from _common import describe, require_gpu  # noqa: E402
+from _common import describe, require_gpu, torch_on_gpu  # noqa: E402
 
 TORCH_DEVICE = "cuda"
 
@@ -53,8 +53,12 @@ def timed(fn: Callable[[], Any]) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
-def lightgrad_step(lg: Any, model: Any, opt: Any, x: Any, y: Any,
-                   clip: float) -> Callable[..., dict[str, Any]]:
+def training_step(model: Any, opt: Any, x: Any, y: Any, clip: float,
+                  clip_fn: Callable[..., Any], sync_fn: Callable[[], None]
+                  ) -> Callable[..., dict[str, Any]]:
+    """One GPT training step (either framework: its ``clip_grad_norm_`` and device sync);
+    with ``split=True`` it syncs after each phase and times forward, backward and
+    clip + AdamW."""
     params = list(model.parameters())
 
     def step(split: bool = False) -> dict[str, Any]:
@@ -62,49 +66,20 @@ def lightgrad_step(lg: Any, model: Any, opt: Any, x: Any, y: Any,
         t0 = time.perf_counter()
         _, loss = model(x, y)
         if split:
-            sync()
+            sync_fn()
             out["forward"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if split:
-            sync()
+            sync_fn()
             out["backward"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         if clip:
-            lg.nn.utils.clip_grad_norm_(params, clip)
+            clip_fn(params, clip)
         opt.step()
         if split:
-            sync()
-            out["clip + AdamW"] = time.perf_counter() - t2
-        out["loss"] = loss
-        return out
-    return step
-
-
-def torch_step(torch: Any, model: Any, opt: Any, x: Any, y: Any,
-               clip: float) -> Callable[..., dict[str, Any]]:
-    params = list(model.parameters())
-
-    def step(split: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        t0 = time.perf_counter()
-        _, loss = model(x, y)
-        if split:
-            torch_sync(torch)
-            out["forward"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if split:
-            torch_sync(torch)
-            out["backward"] = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(params, clip)
-        opt.step()
-        if split:
-            torch_sync(torch)
+            sync_fn()
             out["clip + AdamW"] = time.perf_counter() - t2
         out["loss"] = loss
         return out
@@ -122,16 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="model preset of lightgrad.models.gpt (default: gpt2, 124M)")
     args = parser.parse_args(argv)
     lg = require_gpu("gpt2_step.py")
-    try:
-        import torch
-    except ImportError:
-        print("gpt2_step.py: PyTorch is not installed; nothing to compare with")
+    torch = torch_on_gpu("gpt2_step.py")
+    if torch is None:
         return 0
-    if not torch.cuda.is_available():
-        print("gpt2_step.py: PyTorch sees no CUDA device; nothing to compare with")
-        return 0
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
     from lightgrad.models.gpt import GPT, GPTConfig
     from torch_gpt import TorchGPT, copy_weights
 
@@ -155,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     tx, ty = torch.from_numpy(x_np).to(TORCH_DEVICE), torch.from_numpy(y_np).to(TORCH_DEVICE)
     opt = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95))
     topt = tmodel.configure_optimizers(0.1, 6e-4, (0.9, 0.95))
-    steps = {"torch": torch_step(torch, tmodel, topt, tx, ty, clip),
-             "lightgrad": lightgrad_step(lg, model, opt, x, y, clip)}
+    steps = {"torch": training_step(tmodel, topt, tx, ty, clip,
+                                    torch.nn.utils.clip_grad_norm_, lambda: torch_sync(torch)),
+             "lightgrad": training_step(model, opt, x, y, clip, lg.nn.utils.clip_grad_norm_,
+                                        sync)}
 
     # first steps: the losses must agree (same weights, same batch), and kernels compile
     first: dict[str, float] = {}
