@@ -24,7 +24,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -34,22 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import lightgrad as lg  # noqa: E402
 from lightgrad.models.gpt import GPT, GPTConfig  # noqa: E402
+from steps import best_ms, lm_step  # noqa: E402
 
 VOCAB = 65
-
-
-def best_ms(fns: dict[str, Callable[[], object]], steps: int, rounds: int,
-            sync: Callable[[], object] = lambda: None) -> dict[str, float]:
-    """Best-of-``rounds`` mean ms per call of each function, the functions interleaved."""
-    best = {name: float("inf") for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            sync()
-            start = time.perf_counter()
-            for _ in range(steps):
-                fn()
-            best[name] = min(best[name], (time.perf_counter() - start) / steps * 1e3)
-    return best
 
 
 def batches(config: GPTConfig, batch: int, seed: int) -> list:
@@ -60,18 +46,7 @@ def batches(config: GPTConfig, batch: int, seed: int) -> list:
 def lg_trainer(model: GPT, wrapped: object, data: list) -> Callable[[], float]:
     opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
     tensors = [(lg.tensor(x), lg.tensor(y)) for x, y in data]
-    count = [0]
-
-    def step() -> float:
-        x, y = tensors[count[0] % len(tensors)]
-        count[0] += 1
-        _, loss = wrapped(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        lg.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        return loss.item()
-    return step
+    return lm_step(model, opt, tensors, lg.nn.utils.clip_grad_norm_, forward=wrapped)
 
 
 def torch_trainer(config: GPTConfig, data: list, ddp: bool) -> Callable[[], float]:
@@ -83,18 +58,7 @@ def torch_trainer(config: GPTConfig, data: list, ddp: bool) -> Callable[[], floa
     opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
     wrapped = torch.nn.parallel.DistributedDataParallel(model) if ddp else model
     tensors = [(torch.tensor(x), torch.tensor(y)) for x, y in data]
-    count = [0]
-
-    def step() -> float:
-        x, y = tensors[count[0] % len(tensors)]
-        count[0] += 1
-        _, loss = wrapped(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        return loss.item()
-    return step
+    return lm_step(model, opt, tensors, torch.nn.utils.clip_grad_norm_, forward=wrapped)
 
 
 def rank_main(args: argparse.Namespace) -> None:

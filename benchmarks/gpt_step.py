@@ -23,7 +23,6 @@ import pstats
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -31,20 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import lightgrad as lg  # noqa: E402
 from lightgrad.models.gpt import GPT, GPTConfig  # noqa: E402
+from steps import best_ms, lm_batches, lm_step  # noqa: E402
 
 BATCH, VOCAB = 12, 65
-
-
-def best_ms(fns: dict[str, Callable[[], object]], steps: int, rounds: int) -> dict[str, float]:
-    """Best-of-``rounds`` mean ms per call of each function, the functions interleaved."""
-    best = {name: float("inf") for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                fn()
-            best[name] = min(best[name], (time.perf_counter() - start) / steps * 1e3)
-    return best
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,7 +45,6 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from steps import lm_batches, lm_step
     from torch_gpt import TorchGPT, copy_weights, set_threads
     threads = set_threads(args.threads)
 

@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import lightgrad as lg  # noqa: E402
-from gpt_step import best_ms  # noqa: E402
+from steps import best_ms  # noqa: E402
 from lightgrad.backends import base, get_backend  # noqa: E402
 from steps import classifier_step  # noqa: E402
 

@@ -44,8 +44,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from gpt_step import best_ms
-    from steps import lm_batches, lm_step
+    from steps import best_ms, lm_batches, lm_step
     from torch_gpt import set_threads
     from torch_mamba import TorchMamba, copy_weights
     threads = set_threads(args.threads)

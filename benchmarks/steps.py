@@ -32,19 +32,36 @@ def lm_batches(vocab: int, n: int, batch: int, length: int, torch: Any) -> tuple
             [(torch.tensor(b[:, :-1]), torch.tensor(b[:, 1:])) for b in data])
 
 
-def lm_step(model: Any, opt: Any, batches: list, clip: Callable[..., Any]
-            ) -> Callable[[], float]:
-    """A closure doing one language-model training step (forward, backward, gradient
+def lm_step(model: Any, opt: Any, batches: list, clip: Callable[..., Any],
+            forward: Any = None) -> Callable[[], float]:
+    """A closure doing one language-model training step (forward through ``forward``,
+    default the model itself, e.g. a DistributedDataParallel wrapper; backward, gradient
     clipping at 1.0, optimizer step) on the next of ``batches``, returning the loss."""
     counter = [0]
+    forward = model if forward is None else forward
 
     def step() -> float:
         x, y = batches[counter[0] % len(batches)]
         counter[0] += 1
-        _, loss = model(x, y)
+        _, loss = forward(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         clip(model.parameters(), 1.0)
         opt.step()
         return loss.item()
     return step
+
+
+def best_ms(fns: dict[str, Callable[[], object]], steps: int, rounds: int,
+            sync: Callable[[], object] = lambda: None) -> dict[str, float]:
+    """Best-of-``rounds`` mean ms per call of each function, the functions interleaved."""
+    import time
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            sync()
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - start) / steps * 1e3)
+    return best
