@@ -2,12 +2,14 @@
 
     python benchmarks/conv.py [--threads N]
 
-Shapes: LeNet-sized (N=64, 1->6 5x5 on 28x28; 6->16 5x5 on 12x12) and ResNet-sized
-(N=8, 64->64 3x3 pad 1 on 56x56), float32, both libraries on 2 threads (``--threads``
-sets PyTorch's threads and OpenBLAS's). Prints ms per call for each and the ratio
-lightgrad / PyTorch. Target: ratio <= 2. The two frameworks are timed in alternating rounds
-(best round wins), so load from other processes hits both alike; with ``--threads 1`` the
-clock is the process's CPU time, which other processes barely disturb.
+Shapes: LeNet-sized (N=64, 1->6 5x5 on 28x28; 6->16 5x5 on 12x12; the CLI's LeNet layers
+1->32 5x5 pad 2 on 28x28 and 32->64 on 14x14) and ResNet-sized (N=8, 64->64 3x3 pad 1 on
+56x56), float32, both libraries on 2 threads (``--threads`` sets PyTorch's threads and
+OpenBLAS's). Prints ms per call for each and the ratio lightgrad / PyTorch. Target (issue
+12): ResNet fwd+bwd <= 1.2x; ``cpu_time.py conv`` is the one-thread CPU-time figure. The two
+frameworks are timed in alternating rounds (best round wins), so load from other processes
+hits both alike; with ``--threads 1`` the clock is the process's CPU time, which other
+processes barely disturb. lightgrad's paths: ``backends/cpu_conv.py``.
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ import lightgrad.nn.functional as F  # noqa: E402
 CASES = [
     ("LeNet conv1 1->6 5x5 28x28", (64, 1, 28, 28), (6, 1, 5, 5), 0),
     ("LeNet conv2 6->16 5x5 12x12", (64, 6, 12, 12), (16, 6, 5, 5), 0),
+    ("LeNet 1->32 5x5 28x28 pad 2", (64, 1, 28, 28), (32, 1, 5, 5), 2),
+    ("LeNet 32->64 5x5 14x14 pad 2", (64, 32, 14, 14), (64, 32, 5, 5), 2),
     ("ResNet 64->64 3x3 56x56", (8, 64, 56, 56), (64, 64, 3, 3), 1),
 ]
 

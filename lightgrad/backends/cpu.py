@@ -20,7 +20,8 @@ import ml_dtypes
 import numpy as np
 
 from .. import threads
-from . import cpu_gelu, cpu_memory, cpu_norm, cpu_scan
+from . import cpu_conv, cpu_gelu, cpu_memory, cpu_native, cpu_norm, cpu_scan
+from .cpu_conv import _conv_out, _pool_out_hw  # noqa: F401 (cuda/ops_conv.py uses them)
 from .base import Backend
 
 cpu_memory.keep_freed_memory()  # reuse freed big arrays: no page faults every step
@@ -133,12 +134,12 @@ _UNARY = {
     "tanh": _in_float32(np.tanh),
     "sigmoid": _in_float32(_sigmoid),
     "relu": lambda x: np.maximum(x, 0, dtype=x.dtype),
-    "gelu": _in_float32(lambda x: _gelu(x)),
-    "gelu_tanh": _in_float32(lambda x: 0.5 * x * (1.0 + np.tanh(
-        x.dtype.type(_SQRT_2_OVER_PI) * (x + x.dtype.type(0.044715) * x * x * x)))),
+    "gelu": _in_float32(cpu_native.first(cpu_native.gelu, _gelu)),
+    "gelu_tanh": _in_float32(cpu_native.first(cpu_native.gelu_tanh, lambda x: 0.5 * x * (
+        1.0 + np.tanh(x.dtype.type(_SQRT_2_OVER_PI) * (x + x.dtype.type(0.044715) * x * x * x))))),
     "silu": _in_float32(lambda x: x * _sigmoid(x)),
     "softplus": _in_float32(lambda x: np.logaddexp(x, x.dtype.type(0))),
-    "erf": _in_float32(_erf),
+    "erf": _in_float32(cpu_native.first(cpu_native.erf, _erf)),
     "reciprocal": _in_float32(np.reciprocal),
     "sign": np.sign,
     "floor": np.floor,
@@ -254,6 +255,9 @@ class CPUBackend(Backend):
 
     # --- elementwise
     def gelu_and_grad(self, x) -> tuple:
+        fast = cpu_native.gelu_and_grad(x)  # C kernel (None: not available for x)
+        if fast is not None:
+            return fast
         if x.dtype == np.float64:
             return _gelu(x), _gelu_backward(x, np.ones_like(x))
         y, d = cpu_gelu.gelu_and_grad(x)
@@ -262,7 +266,8 @@ class CPUBackend(Backend):
     def gelu_backward(self, x, g) -> np.ndarray:
         if x.dtype in _HALF:
             return _gelu_backward(x.astype(np.float32), g.astype(np.float32)).astype(x.dtype)
-        return _gelu_backward(x, g)
+        fast = cpu_native.gelu_backward(x, g)
+        return _gelu_backward(x, g) if fast is None else fast
 
     def where(self, cond, a, b) -> np.ndarray:
         return np.where(cond, a, b)
@@ -415,10 +420,12 @@ class CPUBackend(Backend):
         return np.matmul(a, b)
 
     def softmax(self, x, axis) -> np.ndarray:
-        return _in_float32(_softmax)(x, axis)
+        fast = cpu_native.softmax(x, axis)
+        return _in_float32(_softmax)(x, axis) if fast is None else fast
 
     def log_softmax(self, x, axis) -> np.ndarray:
-        return _in_float32(_log_softmax)(x, axis)
+        fast = cpu_native.log_softmax(x, axis)
+        return _in_float32(_log_softmax)(x, axis) if fast is None else fast
 
     # --- sampling and selection
     def multinomial(self, probs, num_samples, replacement) -> np.ndarray:
@@ -457,6 +464,9 @@ class CPUBackend(Backend):
             for dst, src in zip((param, exp_avg, exp_avg_sq), wide):
                 np.copyto(dst, src, casting="unsafe")
             return
+        if cpu_native.adamw_step(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
+                                 weight_decay, step):  # one C pass; below: its NumPy twin
+            return
         if weight_decay != 0:
             param *= 1 - lr * weight_decay
         scratch = np.subtract(grad, exp_avg)  # the one temporary, reused below
@@ -474,50 +484,54 @@ class CPUBackend(Backend):
         param -= scratch
 
     # --- fused NN primitives (conv, pooling, norms, losses, attention)
-    # Thin wrappers: the NumPy kernels are the module-level functions at the end of this file.
+    # Thin wrappers: convolution and pooling run in cpu_conv.py (C kernels, NumPy twins),
+    # the others' NumPy kernels are the module-level functions at the end of this file.
     def conv2d(self, x, w, bias, stride, padding, dilation, groups) -> np.ndarray:
         threads.adapt()
         xc, wc, bc = _compute_dtype(x, w, bias)
-        out = _conv2d(xc, wc, bc, stride, padding, dilation, groups)
+        out = cpu_conv.conv2d(xc, wc, bc, stride, padding, dilation, groups)
         return out.astype(x.dtype, copy=False)
 
     def conv2d_backward_input(self, grad, w, input_shape, stride, padding, dilation,
                               groups) -> np.ndarray:
         gc, wc = _compute_dtype(grad, w)
-        out = _conv2d_backward_input(gc, wc, input_shape, stride, padding, dilation, groups)
+        out = cpu_conv.conv2d_backward_input(gc, wc, input_shape, stride, padding, dilation,
+                                             groups)
         return out.astype(grad.dtype, copy=False)
 
     def conv2d_backward_weight(self, grad, x, weight_shape, stride, padding, dilation,
                                groups) -> np.ndarray:
         gc, xc = _compute_dtype(grad, x)
-        out = _conv2d_backward_weight(gc, xc, weight_shape, stride, padding, dilation, groups)
+        out = cpu_conv.conv2d_backward_weight(gc, xc, weight_shape, stride, padding, dilation,
+                                              groups)
         return out.astype(grad.dtype, copy=False)
 
     def max_pool2d(self, x, kernel, stride, padding, dilation, ceil_mode) -> tuple:
         (xc,) = _compute_dtype(x)
-        values, indices = _max_pool2d(xc, kernel, stride, padding, dilation, ceil_mode)
+        values, indices = cpu_conv.max_pool2d(xc, kernel, stride, padding, dilation, ceil_mode)
         return values.astype(x.dtype, copy=False), indices
 
     def max_pool2d_backward(self, grad, indices, input_shape) -> np.ndarray:
-        return _max_pool2d_backward(grad, indices, input_shape)
+        return cpu_conv.max_pool2d_backward(grad, indices, input_shape)
 
     def avg_pool2d(self, x, kernel, stride, padding, ceil_mode, count_include_pad,
                    divisor_override) -> np.ndarray:
         (xc,) = _compute_dtype(x)
-        out = _avg_pool2d(xc, kernel, stride, padding, ceil_mode, count_include_pad,
-                          divisor_override)
+        out = cpu_conv.avg_pool2d(xc, kernel, stride, padding, ceil_mode, count_include_pad,
+                                  divisor_override)
         return out.astype(x.dtype, copy=False)
 
     def avg_pool2d_backward(self, grad, input_shape, kernel, stride, padding, ceil_mode,
                             count_include_pad, divisor_override) -> np.ndarray:
         (gc,) = _compute_dtype(grad)
-        out = _avg_pool2d_backward(gc, input_shape, kernel, stride, padding, ceil_mode,
-                                   count_include_pad, divisor_override)
+        out = cpu_conv.avg_pool2d_backward(gc, input_shape, kernel, stride, padding, ceil_mode,
+                                           count_include_pad, divisor_override)
         return out.astype(grad.dtype, copy=False)
 
     def layer_norm(self, x, weight, bias, n_axes, eps) -> tuple:
-        if x.dtype in _FAST_NORM and x.size and n_axes:  # BLAS sums (cpu_norm)
-            return cpu_norm.layer_norm(x, weight, bias, n_axes, eps)
+        if x.dtype in _FAST_NORM and x.size and n_axes:  # C kernel, else BLAS sums (cpu_norm)
+            return (cpu_native.layer_norm(x, weight, bias, n_axes, eps) or
+                    cpu_norm.layer_norm(x, weight, bias, n_axes, eps))
         xc, wc, bc = _compute_dtype(x, weight, bias)
         axes = tuple(range(x.ndim - n_axes, x.ndim))
         mean = np.mean(xc, axis=axes, keepdims=True)
@@ -529,7 +543,8 @@ class CPUBackend(Backend):
 
     def layer_norm_backward(self, g, x, weight, mean, rstd, n_axes) -> tuple:
         if x.dtype in _FAST_NORM and x.size and n_axes and g.dtype == x.dtype:
-            return cpu_norm.layer_norm_backward(g, x, weight, mean, rstd, n_axes)
+            return (cpu_native.layer_norm_backward(g, x, weight, mean, rstd, n_axes) or
+                    cpu_norm.layer_norm_backward(g, x, weight, mean, rstd, n_axes))
         gc, xc, wc = _compute_dtype(g, x, weight)
         axes = tuple(range(x.ndim - n_axes, x.ndim))
         lead = tuple(range(x.ndim - n_axes))
@@ -548,6 +563,9 @@ class CPUBackend(Backend):
                      for a in (gxhat, gw, gb))
 
     def rms_norm(self, x, weight, n_axes, eps) -> tuple:
+        fast = cpu_native.rms_norm(x, weight, n_axes, eps)  # C kernel, else NumPy below
+        if fast is not None:
+            return fast
         xc, wc = _compute_dtype(x, weight)
         axes = tuple(range(x.ndim - n_axes, x.ndim))
         rstd = 1.0 / np.sqrt(np.mean(np.square(xc), axis=axes, keepdims=True) + eps)
@@ -572,12 +590,19 @@ class CPUBackend(Backend):
         return y.astype(x.dtype, copy=False)
 
     def cross_entropy(self, x, target, weight, ignore_index, label_smoothing) -> tuple:
+        fast = cpu_native.cross_entropy(x, target, weight, ignore_index, label_smoothing)
+        if fast is not None:  # C kernel (class indices, no weights or smoothing)
+            return fast
         xc, wc = _compute_dtype(x, weight)
         out = _cross_entropy(xc, target, wc, ignore_index, label_smoothing)
         return tuple(a.astype(x.dtype, copy=False) for a in out)
 
     def cross_entropy_backward(self, probs, target, weight, scale, ignore_index,
                                label_smoothing) -> np.ndarray:
+        fast = cpu_native.cross_entropy_backward(probs, target, weight, scale, ignore_index,
+                                                 label_smoothing)
+        if fast is not None:
+            return fast
         pc, wc, sc = _compute_dtype(probs, weight, scale)
         gx = _cross_entropy_backward(pc, target, wc, sc, ignore_index, label_smoothing)
         return gx.astype(probs.dtype, copy=False)
@@ -637,9 +662,8 @@ def _scatter_index(index: np.ndarray, axis: int) -> tuple:
     return tuple(grids)
 
 
-# --- fused NN primitives (conv, pooling, norms, losses, attention): the NumPy kernels.
-# No Python loop runs over pixels or batch items: convolution is one im2col copy per kernel
-# tap plus one BLAS matmul; pooling loops over the kernel taps only.
+# --- fused NN primitives (norms, losses, attention): the NumPy kernels. Convolution and
+# pooling live in cpu_conv.py.
 
 
 def _compute_dtype(*bufs: Any) -> list:
@@ -658,305 +682,6 @@ def _affine(y: np.ndarray, weight: Any, bias: Any) -> None:
         y *= weight
     if bias is not None:
         y += bias
-
-
-def _taps(kernel: tuple, stride: tuple, dilation: tuple, rows: tuple, wo: int) -> list:
-    """For each kernel tap t = i * kw + j: the (height, width) slices of a padded input that
-    the tap reads for output rows ``rows[0]:rows[1]`` and all ``wo`` output columns."""
-    (kh, kw), (sh, sw), (dh, dw), (r0, r1) = kernel, stride, dilation, rows
-    return [(i * kw + j, (slice(i * dh + r0 * sh, i * dh + (r1 - 1) * sh + 1, sh),
-                          slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)))
-            for i in range(kh) for j in range(kw)]
-
-
-def _padded(x: np.ndarray, pads: tuple, value: float, leading: tuple) -> np.ndarray:
-    """x's last two axes surrounded by ``pads = ((top, bottom), (left, right))`` of
-    ``value``, with ``x``'s leading axes transposed to ``leading`` order."""
-    (pt, pb), (pl, pr) = pads
-    xt = x.transpose(leading + (x.ndim - 2, x.ndim - 1))
-    if not (pt or pb or pl or pr):
-        return xt
-    h, w = x.shape[-2:]
-    out = np.full(xt.shape[:-2] + (h + pt + pb, w + pl + pr), value, dtype=x.dtype)
-    out[..., pt:pt + h, pl:pl + w] = xt
-    return out
-
-
-def _conv_out(x_hw: tuple, kernel: tuple, stride: tuple, padding: tuple,
-              dilation: tuple) -> tuple:
-    return tuple((n + p[0] + p[1] - d * (k - 1) - 1) // s + 1
-                 for n, k, s, p, d in zip(x_hw, kernel, stride, padding, dilation))
-
-
-# Column buffers are built for a block of output rows at a time: about _BLOCK_BYTES, so the
-# buffer is reused heap memory that stays in cache, where one for the whole batch (tens of
-# MB for a ResNet layer) would be fresh pages from the OS on every call. But each im2col
-# copy moves runs of (rows in the block) x (row width) elements: with narrow images a 4 MB
-# block is a single row and the copies crawl, so a block holds enough rows for runs of
-# _MIN_RUN elements, up to _MAX_BLOCK_BYTES (under glibc's mmap threshold as cpu_memory
-# sets it). CPU time of fwd + both backwards, one thread: LeNet's 32->64 5x5 conv (batch
-# 64, 14x14) 105 ms with 4 MB blocks, 89 ms with 24 MB; ResNet's 64->64 3x3 (batch 8,
-# 56x56) 94 ms with 4 MB, 103 ms with 24 MB: this rule takes the better of each.
-_BLOCK_BYTES = 4 << 20
-_MAX_BLOCK_BYTES = 24 << 20
-_MIN_RUN = 128
-
-
-def _row_blocks(rows: int, row_bytes: int, width: int = 1) -> list:
-    """``range(rows)`` cut into (start, stop) blocks of about _BLOCK_BYTES of columns, or
-    more rows when rows of ``width`` elements would make runs shorter than _MIN_RUN."""
-    row_bytes = max(row_bytes, 1)
-    step = max(_BLOCK_BYTES // row_bytes, -(-_MIN_RUN // max(width, 1)))
-    step = min(step, _MAX_BLOCK_BYTES // row_bytes)
-    step = max(1, min(rows, step))
-    return [(r, min(r + step, rows)) for r in range(0, rows, step)]
-
-
-class _ConvGeometry:
-    """Where each kernel tap of a convolution reads, in a channel-major padded input
-    (C, N, Hp + 1, Wp) (one spare zero row).
-
-    With unit stride, a tap reading output rows r0:r1 is ONE contiguous run of every
-    (c, n) plane, if each output row is computed ``wp`` wide instead of ``wo`` wide: the
-    ``wp - wo`` extra columns wrap into the next row and are thrown away (forward) or get a
-    zero gradient (backward). Long runs make im2col and col2im fast. Strided convolutions
-    read a strided window per tap instead."""
-
-    def __init__(self, x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple,
-                 dilation: tuple):
-        self.kernel, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
-        self.n, self.c, h, w = x_shape
-        (pt, pb), (pl, pr) = padding
-        self.hp, self.wp = h + pt + pb, w + pl + pr
-        self.ho, self.wo = _conv_out((h, w), kernel, stride, padding, dilation)
-        self.flat = tuple(stride) == (1, 1)
-        self.width = self.wp if self.flat else self.wo  # columns computed per output row
-
-    def pad(self, x: np.ndarray) -> np.ndarray:
-        """x (N, C, H, W) as the zero-padded channel-major (C, N, Hp + 1, Wp)."""
-        (pt, _), (pl, _) = self.padding
-        out = np.zeros((self.c, self.n, self.hp + 1, self.wp), dtype=x.dtype)
-        out[:, :, pt:pt + x.shape[2], pl:pl + x.shape[3]] = x.transpose(1, 0, 2, 3)
-        return out
-
-    def crop(self, xp: np.ndarray) -> np.ndarray:
-        """The inverse of ``pad``: (N, C, H, W) as a view of the channel-major buffer."""
-        (pt, pb), (pl, pr) = self.padding
-        return xp[:, :, pt:self.hp - pb, pl:self.wp - pr].transpose(1, 0, 2, 3)
-
-    def blocks(self, itemsize: int) -> list:
-        taps = self.kernel[0] * self.kernel[1]
-        return _row_blocks(self.ho, self.c * taps * self.n * self.width * itemsize, self.width)
-
-    def taps(self, xp: np.ndarray, r0: int, r1: int) -> list:
-        """(t, view of xp) per kernel tap t: what the tap reads for output rows r0:r1."""
-        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
-        out = []
-        if self.flat:
-            planes = xp.reshape(self.c, self.n, -1)
-            for i in range(kh):
-                for j in range(kw):
-                    start = (r0 + i * dh) * self.wp + j * dw
-                    out.append((i * kw + j, planes[:, :, start:start + (r1 - r0) * self.wp]))
-            return out
-        for i in range(kh):
-            for j in range(kw):
-                rows = slice(i * dh + r0 * sh, i * dh + (r1 - 1) * sh + 1, sh)
-                cols = slice(j * dw, j * dw + sw * (self.wo - 1) + 1, sw)
-                out.append((i * kw + j, xp[:, :, rows, cols]))
-        return out
-
-    def columns(self, xp: np.ndarray, ones_row: bool = False):
-        """Yield (r0, r1, cols): im2col of output rows r0:r1, cols (C * kh * kw,
-        N * (r1 - r0) * width) with row (c, i, j) the input under tap (i, j) of channel c,
-        and with ``ones_row`` one more row of ones last (a bias column of the weights then
-        adds the bias inside the GEMM). One buffer is reused: cols is overwritten by the
-        next block."""
-        taps = self.kernel[0] * self.kernel[1]
-        blocks = self.blocks(xp.itemsize)
-        extra = self.n * self.width if ones_row else 0
-        size = self.c * taps * self.n * self.width
-        buf = np.empty((size + extra) * (blocks[0][1] - blocks[0][0]), dtype=xp.dtype)
-        for r0, r1 in blocks:
-            rows = r1 - r0
-            cols = buf[:size * rows].reshape(self.c, taps, self.n, -1)
-            for t, src in self.taps(xp, r0, r1):
-                cols[:, t] = src.reshape(self.c, self.n, -1)
-            if ones_row:
-                buf[size * rows:(size + extra) * rows] = 1
-            yield r0, r1, buf[:(size + extra) * rows].reshape(self.c * taps + ones_row, -1)
-
-    def grad_rows(self, grad: np.ndarray, r0: int, r1: int, groups: int) -> np.ndarray:
-        """Output rows r0:r1 of grad (N, O, Ho, Wo) as (groups, O // groups, N * r * width),
-        zero in the extra columns."""
-        block = grad.transpose(1, 0, 2, 3)[:, :, r0:r1]
-        if self.width != self.wo:
-            wide = np.zeros(block.shape[:3] + (self.width,), dtype=grad.dtype)
-            wide[..., :self.wo] = block
-            block = wide
-        return block.reshape(groups, grad.shape[1] // groups, -1)
-
-
-def _group_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(G, M, K) @ (G, K, P); one plain 2-d BLAS call when G == 1 (NumPy's stacked matmul
-    is much slower for a single wide product)."""
-    if a.shape[0] == 1:
-        return np.matmul(a[0], b[0])[None]
-    return np.matmul(a, b)
-
-
-def _conv2d(x, w, bias, stride, padding, dilation, groups) -> np.ndarray:
-    o = w.shape[0]
-    geo = _ConvGeometry(x.shape, w.shape[2:], stride, padding, dilation)
-    weight = w.reshape(groups, o // groups, -1)
-    # one group: the bias is a last weight column times a row of ones in the columns, so
-    # the GEMM adds it (no extra pass over the strided output)
-    in_gemm = bias is not None and groups == 1
-    if in_gemm:
-        weight = np.concatenate([weight, bias.reshape(1, o, 1).astype(w.dtype)], axis=2)
-    pieces = []
-    for r0, r1, cols in geo.columns(geo.pad(x), ones_row=in_gemm):
-        out = _group_matmul(weight, cols.reshape(groups, -1, cols.shape[1]))
-        pieces.append(out.reshape(o, geo.n, r1 - r0, geo.width)[..., :geo.wo])
-    out = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=2)
-    if bias is not None and not in_gemm:
-        out += bias.reshape(o, 1, 1, 1)
-    # Channel-major memory (O, N, Ho, Wo) seen as (N, O, Ho, Wo): no transposing copy; the
-    # next conv's im2col and this conv's backward want exactly this layout.
-    return out.transpose(1, 0, 2, 3)
-
-
-def _conv2d_backward_input(grad, w, input_shape, stride, padding, dilation,
-                           groups) -> np.ndarray:
-    o = w.shape[0]
-    geo = _ConvGeometry(tuple(input_shape), w.shape[2:], stride, padding, dilation)
-    weight_t = w.reshape(groups, o // groups, -1).transpose(0, 2, 1)
-    gx = np.zeros((geo.c, geo.n, geo.hp + 1, geo.wp), dtype=np.result_type(grad, w))
-    for r0, r1 in geo.blocks(gx.itemsize):
-        cols = _group_matmul(weight_t, geo.grad_rows(grad, r0, r1, groups))
-        cols = cols.reshape(geo.c, -1, geo.n, r1 - r0, geo.width)
-        for t, dst in geo.taps(gx, r0, r1):  # col2im: each tap adds back where it read
-            dst += cols[:, t].reshape(dst.shape)
-    return geo.crop(gx)  # channel-major, as above
-
-
-def _conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation,
-                            groups) -> np.ndarray:
-    geo = _ConvGeometry(x.shape, weight_shape[2:], stride, padding, dilation)
-    gw = 0
-    for r0, r1, cols in geo.columns(geo.pad(x)):
-        cols = cols.reshape(groups, -1, cols.shape[1]).transpose(0, 2, 1)
-        gw = gw + _group_matmul(geo.grad_rows(grad, r0, r1, groups), cols)
-    return gw.reshape(weight_shape)
-
-
-def _pool_geometry(x_hw: tuple, out_hw: tuple, kernel: tuple, stride: tuple,
-                   padding: tuple, dilation: tuple) -> tuple:
-    """((top, bottom), (left, right)) padding that covers every window, ceil_mode included."""
-    pads = []
-    for n, no, k, s, p, d in zip(x_hw, out_hw, kernel, stride, padding, dilation):
-        need = (no - 1) * s + d * (k - 1) + 1
-        pads.append((p, max(need - n - p, 0)))
-    return tuple(pads)
-
-
-def _pool_out(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
-    """PyTorch's pooling output size: the last window must start inside input or left pad."""
-    span = n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)
-    out = span // s + 1
-    if ceil_mode and (out - 1) * s >= n + p:
-        out -= 1
-    return out
-
-
-def _pool_out_hw(x_hw, kernel, stride, padding, dilation, ceil_mode) -> tuple:
-    return tuple(_pool_out(n, k, s, p, d, ceil_mode)
-                 for n, k, s, p, d in zip(x_hw, kernel, stride, padding, dilation))
-
-
-def _max_pool2d(x, kernel, stride, padding, dilation, ceil_mode) -> tuple:
-    h, w = x.shape[2:]
-    out_hw = _pool_out_hw((h, w), kernel, stride, padding, dilation, ceil_mode)
-    best, arg = _max_pool2d_taps(x, kernel, stride, padding, dilation, out_hw)
-    # flat input index of each window's winner: window origin + the winning tap's offset
-    offsets = np.array([i * dilation[0] * w + j * dilation[1] for i in range(kernel[0])
-                        for j in range(kernel[1])], dtype=np.int64)
-    origin = (np.arange(out_hw[0]) * stride[0] - padding[0]).reshape(-1, 1) * w + \
-        np.arange(out_hw[1]) * stride[1] - padding[1]
-    indices = offsets[arg]
-    indices += origin
-    return best, indices
-
-
-def _max_pool2d_taps(x, kernel, stride, padding, dilation, out_hw) -> tuple:
-    """Max and its tap number over every kernel tap (any stride/padding/dilation): one
-    strided view of the (padded) input per tap, no copy of the windows."""
-    pads = _pool_geometry(x.shape[2:], out_hw, kernel, stride, padding, dilation)
-    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-    xp = _padded(x, pads, low, (0, 1))
-    best = arg = None
-    for t, window in _taps(kernel, stride, dilation, (0, out_hw[0]), out_hw[1]):
-        v = xp[(slice(None), slice(None)) + window]
-        if best is None:
-            best = np.array(v, order="C")
-            arg = np.zeros(v.shape, np.uint8 if kernel[0] * kernel[1] <= 256 else np.int64)
-            continue
-        take = v > best
-        if x.dtype.kind == "f":
-            take |= np.isnan(v)  # NaN wins, as in PyTorch (np.maximum propagates it too)
-        np.maximum(best, v, out=best)
-        np.putmask(arg, take, t)
-    return best, arg
-
-
-def _max_pool2d_backward(grad, indices, input_shape) -> np.ndarray:
-    n, c, h, w = input_shape
-    planes = n * c
-    flat = indices.reshape(planes, -1) + (np.arange(planes) * (h * w)).reshape(-1, 1)
-    total = np.bincount(flat.ravel(), weights=grad.reshape(-1), minlength=planes * h * w)
-    return total.astype(grad.dtype).reshape(input_shape)
-
-
-def _avg_scale(x_hw, out_hw, kernel, stride, padding, count_include_pad,
-               divisor_override, dtype) -> np.ndarray:
-    """1 / divisor for every output position (Ho, Wo), PyTorch's rules."""
-    if divisor_override:
-        return np.full(out_hw, 1.0 / divisor_override, dtype=dtype)
-    sizes = []
-    for n, no, k, s, p in zip(x_hw, out_hw, kernel, stride, padding):
-        start = np.arange(no) * s - p
-        end = np.minimum(start + k, n + p)
-        if count_include_pad:
-            sizes.append(end - start)
-        else:
-            sizes.append(np.minimum(end, n) - np.maximum(start, 0))
-    return (1.0 / np.outer(sizes[0], sizes[1])).astype(dtype)
-
-
-def _avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad,
-                divisor_override) -> np.ndarray:
-    x_hw = x.shape[2:]
-    out_hw = _pool_out_hw(x_hw, kernel, stride, padding, (1, 1), ceil_mode)
-    xp = _padded(x, _pool_geometry(x_hw, out_hw, kernel, stride, padding, (1, 1)), 0, (0, 1))
-    total = np.zeros(x.shape[:2] + out_hw, dtype=x.dtype)
-    for _, window in _taps(kernel, stride, (1, 1), (0, out_hw[0]), out_hw[1]):
-        total += xp[(slice(None), slice(None)) + window]
-    total *= _avg_scale(x_hw, out_hw, kernel, stride, padding, count_include_pad,
-                        divisor_override, x.dtype)
-    return total
-
-
-def _avg_pool2d_backward(grad, input_shape, kernel, stride, padding, ceil_mode,
-                         count_include_pad, divisor_override) -> np.ndarray:
-    x_hw, out_hw = tuple(input_shape[2:]), grad.shape[2:]
-    share = grad * _avg_scale(x_hw, out_hw, kernel, stride, padding, count_include_pad,
-                              divisor_override, grad.dtype)
-    (pt, pb), (pl, pr) = _pool_geometry(x_hw, out_hw, kernel, stride, padding, (1, 1))
-    gx = np.zeros(tuple(input_shape[:2]) + (x_hw[0] + pt + pb, x_hw[1] + pl + pr),
-                  dtype=grad.dtype)
-    for _, window in _taps(kernel, stride, (1, 1), (0, out_hw[0]), out_hw[1]):
-        gx[(slice(None), slice(None)) + window] += share
-    return np.ascontiguousarray(gx[:, :, pt:pt + x_hw[0], pl:pl + x_hw[1]])
 
 
 def _soft_target(target, weight, label_smoothing) -> np.ndarray:
@@ -1012,10 +737,19 @@ def _causal_bias(length: int, source: int, dtype: Any) -> np.ndarray:
     return bias
 
 
-def _attention(q, k, v, mask, scale, is_causal, keep) -> tuple:
-    # scale the queries (L x E) rather than the scores (L x S); masks are added in one
-    # broadcast pass; the softmax runs in place on the scores buffer
+def _attention(q, k, v, mask, scale, is_causal, keep, native: bool = True) -> tuple:
+    # scale the queries (L x E) rather than the scores (L x S); the softmax runs in place on
+    # the scores buffer: in C without a mask (unless native is False), else in NumPy
     scores = np.matmul(q * q.dtype.type(scale), np.swapaxes(k, -1, -2))
+    if not (native and mask is None and cpu_native.attention_softmax_(scores, is_causal)):
+        scores = _attention_softmax(scores, mask, is_causal)
+    out = np.matmul(scores * keep if keep is not None else scores, v)
+    return out, scores
+
+
+def _attention_softmax(scores, mask, is_causal) -> np.ndarray:
+    """Attention probabilities from the scores, in place where it can (the NumPy twin of
+    ``cpu_native.attention_softmax_``); masks are added in one broadcast pass."""
     if is_causal:
         scores += _causal_bias(*scores.shape[-2:], scores.dtype)
     if mask is not None:
@@ -1027,8 +761,7 @@ def _attention(q, k, v, mask, scale, is_causal, keep) -> tuple:
     total = np.sum(probs, axis=-1, keepdims=True)
     total[total == 0] = 1
     probs *= np.reciprocal(total, out=total)
-    out = np.matmul(probs * keep if keep is not None else probs, v)
-    return out, probs
+    return probs
 
 
 for _name in _QUIET_METHODS:

@@ -15,6 +15,8 @@ under one float32 ulp. Because the left tail is computed as the small number it 
 to a few ulp where ``0.5 * (1 + erf)`` in float32 has no correct digit left.
 
 float64 keeps the exact path (``math.erf``) in ``cpu.py``; these kernels are float32 only.
+The C kernels (``native/gelu.c`` through ``cpu_native.py``) compute the same formula in one
+pass and run first; this module is their NumPy twin: the fallback and the tests' reference.
 
 >>> import numpy as np
 >>> x = np.array([-1.0, 0.0, 2.0], dtype=np.float32)

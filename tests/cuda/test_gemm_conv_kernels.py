@@ -300,10 +300,14 @@ def test_max_pool2d_and_backward(cu, cpu, params, dtype):
 
 
 def test_max_pool2d_all_padding_window(cu, cpu):
-    """A window of -inf only keeps its first tap, in the padding (cpu.py's index too)."""
+    """A window of -inf only keeps its first tap inside the input: PyTorch's index."""
+    import torch
     x = np.full((1, 1, 3, 4), -np.inf, np.float32)
     params = ((2, 2), (2, 2), (1, 1), (1, 1), True)
     values, index = cpu.max_pool2d(x, *params)
+    _, expected = torch.nn.functional.max_pool2d(torch.from_numpy(x), 2, 2, 1, 1, True,
+                                                 return_indices=True)
+    np.testing.assert_array_equal(index, expected.numpy())
     dv, di = cu.max_pool2d(cu.from_numpy(x), *params)
     np.testing.assert_array_equal(cu.to_numpy(dv), values)
     np.testing.assert_array_equal(cu.to_numpy(di), index)

@@ -102,7 +102,9 @@ def test_conv_transpose2d_second_order():
 def test_conv2d_row_blocks(monkeypatch, stride):
     """Large inputs are processed in blocks of output rows; force tiny blocks here."""
     import importlib
-    monkeypatch.setattr(importlib.import_module("lightgrad.backends.cpu"), "_BLOCK_BYTES", 64)
+    conv = importlib.import_module("lightgrad.backends.cpu_conv")
+    monkeypatch.setattr(conv, "_BLOCK_BYTES", 64)  # the NumPy path's blocks
+    monkeypatch.setattr(conv, "_COLUMN_BYTES", 64)  # the C path's
     kw = dict(stride=stride, padding=(2, 1), dilation=(1, 2), groups=2)
     arrays = [rng.standard_normal((2, 4, 9, 8)), rng.standard_normal((6, 2, 3, 2)),
               rng.standard_normal(6)]

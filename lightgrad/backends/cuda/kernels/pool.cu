@@ -32,16 +32,17 @@ __device__ void max_pool2d(i64 total, const T* x, PoolGeometry g, T* out, i64* i
         i64 n = e / (g.Wo * g.Ho * g.C);
         const T* plane = x + n * g.sn + c * g.sc;
         i64 h0 = oh * g.stride_h - g.pad_h, w0 = ow * g.stride_w - g.pad_w;
-        A best = A(0);
-        i64 best_at = 0;
+        A best = pool_lowest<A>();
+        i64 best_at = -1;
         for (int i = 0; i < g.kh; ++i) {
             i64 h = h0 + i64(i) * g.dil_h;
             for (int j = 0; j < g.kw; ++j) {
                 i64 w = w0 + i64(j) * g.dil_w;
-                bool inside = h >= 0 && h < g.H && w >= 0 && w < g.W;
-                A v = inside ? A(plane[h * g.sh + w * g.sw]) : pool_lowest<A>();
-                // the first tap starts the max (cpu.py too: an all -inf window keeps tap 0)
-                if ((i == 0 && j == 0) || v > best || v != v) {
+                if (h < 0 || h >= g.H || w < 0 || w >= g.W) continue;  // padding: never wins
+                A v = A(plane[h * g.sh + w * g.sw]);
+                // the first tap inside starts the max (PyTorch's index for an all -inf
+                // window; cpu_conv.py too)
+                if (best_at < 0 || v > best || v != v) {
                     best = v;
                     best_at = h * g.W + w;
                 }
