@@ -189,14 +189,15 @@ class Context:
     attributes that ``forward`` sets on it.
     """
 
-    # Inputs of the call as graph edges: (node, output_nr) per input, or None.
+    # Inputs of the call as graph edges, one per input: None, or (node, output_nr, shape,
+    # numpy dtype) with node the input's grad_fn (or the leaf tensor itself) and the
+    # input's shape and dtype at the call (the gradient returned for it must match).
     _edges: tuple = ()
     _saved: tuple | None = ()
     _saved_versions: tuple = ()
     _released = False
     _output_hooks: dict | None = None
     _non_differentiable: tuple = ()
-    _input_meta: tuple = ()
     _output_meta: tuple = ()
     _n_outputs = 1
     _record = False
@@ -207,7 +208,10 @@ class Context:
         if not self._record:
             return
         self._saved = tensors
-        self._saved_versions = tuple([t._version[0] if t is not None else 0 for t in tensors])
+        versions = []
+        for t in tensors:
+            versions.append(t._version[0] if t is not None else 0)
+        self._saved_versions = versions
 
     @property
     def saved_tensors(self) -> tuple:
@@ -216,14 +220,47 @@ class Context:
                 f"{self.name()}: trying to backward through the graph a second time (or "
                 "to read saved tensors after they were freed). Pass retain_graph=True to "
                 "the first backward() if you need to backward twice.")
-        for t, version in zip(self._saved, self._saved_versions):
+        saved = self._saved if not self._saved_outputs else self._relinked_outputs()
+        for t, version in zip(saved, self._saved_versions):
             if t is not None and t._version[0] != version:
                 raise RuntimeError(
                     f"{self.name()}: one of the tensors saved for backward (shape "
                     f"{tuple(t.shape)}, dtype {t.dtype.name}) has been modified by an "
                     f"in-place operation: it is at version {t._version[0]}, expected "
                     f"version {version}.")
-        return self._saved
+        return saved
+
+    # Outputs of this node among its saved tensors: {index in _saved: (output_nr, buffer,
+    # device, version counter, view base)}, with None at that index of _saved. An output
+    # kept as itself would point at this node while the node holds it: a reference cycle
+    # that only the cyclic garbage collector frees (late, activations and all). As in
+    # PyTorch, a saved output is stored without its grad_fn and gets it back when read.
+    _saved_outputs: dict | None = None
+
+    def _save_output(self, out: Any) -> None:
+        """``save_for_backward(out)`` for the single output of this node, stored unlinked
+        from the start (what ``_unlink_saved_outputs`` would make of it)."""
+        if self._record:
+            self._saved, self._saved_versions = (None,), (out._version[0],)
+            self._saved_outputs = {0: (0, out._data, out.device, out._version, out._base)}
+
+    def _unlink_saved_outputs(self, outputs: tuple) -> None:
+        """Take the outputs of this node out of the saved tensors (see _saved_outputs)."""
+        saved, found = list(self._saved), {}
+        for i, t in enumerate(saved):
+            for nr, o in enumerate(outputs):
+                if t is o and isinstance(o, Tensor) and o.grad_fn is self:
+                    saved[i] = None
+                    found[i] = (nr, o._data, o.device, o._version, o._base)
+        if found:
+            self._saved, self._saved_outputs = tuple(saved), found
+
+    def _relinked_outputs(self) -> tuple:
+        out = list(self._saved)
+        for i, (nr, buf, device, version, base) in self._saved_outputs.items():
+            t = out[i] = Tensor._from_buffer(buf, device, version, base)
+            t.requires_grad, t.grad_fn, t._output_nr = True, self, nr
+        return tuple(out)
 
     def mark_non_differentiable(self, *tensors: Any) -> None:
         """Declare outputs (such as indices) that never carry a gradient."""
@@ -237,8 +274,22 @@ class Context:
         return f"<{self.name()}>"
 
     def _release(self) -> None:
-        self._saved = None
+        self._saved = self._saved_outputs = None
         self._released = True
+
+
+class _Unrecorded(Context):
+    """The ctx that Tensor methods hand straight to a built-in op's ``forward`` when there
+    is nothing to record (no input requires grad, or grad mode is off), skipping
+    ``Function.apply``: a third of a small op's time. One shared instance: those forwards
+    store nothing on ctx then (``ctx._record`` is False), and storing raises."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"ctx.{name}: a forward must not store anything on ctx when "
+                             "ctx._record is False")
+
+
+UNRECORDED = _Unrecorded()
 
 
 class Function(Context):
@@ -259,40 +310,68 @@ class Function(Context):
     def backward(ctx: Context, *grads: Any) -> Any:
         raise NotImplementedError("Function subclasses must implement backward")
 
+    # True for Functions defined outside lightgrad: their forward may read
+    # ctx.needs_input_grad even when nothing is recorded (lightgrad's own ops don't).
+    _custom = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._custom = not cls.__module__.startswith("lightgrad.")
+
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
-        ctx = object.__new__(cls)
         if _grad_enabled[0]:
             for a in args:
                 if isinstance(a, Tensor) and a.requires_grad:
-                    return ctx._recorded_call(args, kwargs)
+                    return _new(cls)._recorded_call(args, kwargs)
         # Nothing to differentiate: forward runs as is, nothing is saved or linked.
-        ctx.needs_input_grad = (False,) * len(args)
-        return cls.forward(ctx, *args, **kwargs)
+        ctx = _new(cls)
+        if cls._custom:
+            ctx.needs_input_grad = (False,) * len(args)
+        if kwargs:
+            return cls.forward(ctx, *args, **kwargs)
+        return cls.forward(ctx, *args)
 
     def _recorded_call(self, args: tuple, kwargs: dict) -> Any:
         """``apply`` when an input requires grad: run forward, link this node to the graph."""
         self._record = True
         # One pass over the inputs: the graph edge to each that needs a gradient (its
-        # grad_fn, or the leaf tensor itself) and its shape/dtype for checking grads.
-        edges, meta = [], []
+        # grad_fn, or the leaf tensor itself, with its shape/dtype for checking grads).
+        edges = []
         for a in args:
             if isinstance(a, Tensor) and a.requires_grad:
-                fn = a.grad_fn
-                edges.append((fn, a._output_nr) if fn is not None else (a, 0))
-                meta.append((a._data.shape, a._data.dtype))
+                fn, buf = a.grad_fn, a._data
+                if fn is None:
+                    edges.append((a, 0, buf.shape, buf.dtype))
+                else:
+                    edges.append((fn, a._output_nr, buf.shape, buf.dtype))
             else:
                 edges.append(None)
-                meta.append(None)
-        self._edges = edges = tuple(edges)
-        self._input_meta = tuple(meta)
-        self.needs_input_grad = tuple([e is not None for e in edges])
+        self._edges = edges
+        self.needs_input_grad = tuple(map(bool, edges))  # an edge is a non-empty tuple
         _grad_enabled[0] = False
         try:
-            out = type(self).forward(self, *args, **kwargs)
+            out = type(self).forward(self, *args, **kwargs) if kwargs else \
+                type(self).forward(self, *args)
         finally:
             _grad_enabled[0] = True
-        return self._connect(args, out)
+        if type(out) is Tensor and out._data.dtype in _FLOAT and not self._non_differentiable:
+            for a in args:  # the common case: one new float tensor
+                if out is a:
+                    break
+            else:
+                out.requires_grad = True
+                out.grad_fn = self
+                out._output_nr = 0
+                for t in self._saved:  # saved its own output (see _saved_outputs)?
+                    if t is out:
+                        self._unlink_saved_outputs((out,))
+                        break
+                return out
+        out = self._connect(args, out)
+        if self._saved:
+            self._unlink_saved_outputs(out if isinstance(out, tuple) else (out,))
+        return out
 
     def _connect(self, args: Sequence[Any], out: Any) -> Any:
         """Make the outputs of forward point at this node."""
@@ -314,11 +393,15 @@ class Function(Context):
                 o = o.detach()
                 break
         skip = self._non_differentiable
-        if o._data.dtype in dtypes.FLOAT_NUMPY_DTYPES and (not skip or id(o) not in skip):
+        if o._data.dtype in _FLOAT and (not skip or id(o) not in skip):
             o.requires_grad = True
             o.grad_fn = self
             o._output_nr = nr
         return o
+
+
+_FLOAT = dtypes.FLOAT_NUMPY_DTYPES
+_new = object.__new__
 
 
 # ----------------------------------------------------------------------------- engine
@@ -351,7 +434,7 @@ def _topo_order(roots: Iterable[Context]) -> list[Context]:
 
 
 def _check_grad(node: Context, index: int, grad: Any) -> Any:
-    shape, np_dtype = node._input_meta[index]
+    _, _, shape, np_dtype = node._edges[index]
     if not isinstance(grad, Tensor):
         raise TypeError(f"{node.name()} returned a {type(grad).__name__} as gradient for "
                         f"input {index}; expected a Tensor or None")
@@ -480,7 +563,7 @@ def run_backward(tensors: Sequence[Any], grad_tensors: Sequence[Any], retain_gra
                     if i is not None:
                         results[i] = g
             edges = node._edges
-            if edges.count(None) == len(edges):
+            if not any(edges):
                 continue
             if node._n_outputs > 1:  # a single output's gradient is always there
                 for nr, g in enumerate(grads):
@@ -499,7 +582,7 @@ def run_backward(tensors: Sequence[Any], grad_tensors: Sequence[Any], retain_gra
             for i, edge in enumerate(edges):
                 if edge is None:
                     continue
-                child, nr = edge
+                child, nr = edge[0], edge[1]
                 g = out[i]
                 if g is not None:
                     g = _check_grad(node, i, g)

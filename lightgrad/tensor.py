@@ -22,11 +22,14 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from . import dtypes
-from .autograd import _grad_enabled
+from .autograd import UNRECORDED, _grad_enabled
 from .backends import Device, device as as_device
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
 _DTYPE_OF_NUMPY = dtypes._BY_NUMPY
+_FLOAT_NUMPY = dtypes.FLOAT_NUMPY_DTYPES
+_ALL_AXES = [tuple(range(n)) for n in range(8)]  # every axis of an n-dim tensor
+_new = object.__new__
 
 
 def _shape_args(op: str, shape: Sequence[Any]) -> tuple[int, ...]:
@@ -69,17 +72,19 @@ class Tensor:
         self._output_nr, self._version, self._hooks, self._base = 0, [0], None, None
 
     @staticmethod
-    def _from_buffer(buf: Any, device: Device) -> "Tensor":
-        t = object.__new__(Tensor)
+    def _from_buffer(buf: Any, device: Device, version: list | None = None,
+                     base: tuple | None = None) -> "Tensor":
+        """A tensor on ``buf``; a view passes the version counter it shares and its base."""
+        t = _new(Tensor)
         t._data = buf
         t.device = device
         t.requires_grad = False
         t.grad = None
         t.grad_fn = None
         t._output_nr = 0
-        t._version = [0]
+        t._version = [0] if version is None else version
         t._hooks = None
-        t._base = None
+        t._base = base
         return t
 
     @staticmethod
@@ -236,9 +241,7 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """A tensor sharing this one's memory, cut from the graph."""
-        out = Tensor._from_buffer(self._data, self.device)
-        out._version = self._version
-        return out
+        return Tensor._from_buffer(self._data, self.device, self._version)
 
     def detach_(self) -> "Tensor":
         self.grad_fn = None
@@ -261,6 +264,9 @@ class Tensor:
         >>> lg.ones(2).to(lg.int32)
         tensor([1, 1], dtype=lightgrad.int32)
         """
+        if len(args) == 1 and not kwargs and type(args[0]) is dtypes.DType:
+            # the common case, t.to(dtype): nothing to parse
+            return self if args[0] is self.dtype else Cast.apply(self, args[0])
         dtype, dev = kwargs.pop("dtype", None), kwargs.pop("device", None)
         kwargs.pop("non_blocking", None)
         copy = kwargs.pop("copy", False)
@@ -412,7 +418,9 @@ class Tensor:
         return elementwise.Abs.apply(self)
 
     def exp(self) -> "Tensor":
-        return elementwise.Exp.apply(self)
+        if _grad_enabled[0] and self.requires_grad:
+            return _exp(self)
+        return _exp_fwd(UNRECORDED, self)
 
     def log(self) -> "Tensor":
         return elementwise.Log.apply(self)
@@ -436,13 +444,17 @@ class Tensor:
         return elementwise.Sigmoid.apply(self)
 
     def relu(self) -> "Tensor":
-        return elementwise.Relu.apply(self)
+        if _grad_enabled[0] and self.requires_grad:
+            return _relu(self)
+        return _relu_fwd(UNRECORDED, self)
 
     def gelu(self, approximate: str = "none") -> "Tensor":
         if approximate not in ("none", "tanh"):
             raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
         fn = elementwise.Gelu if approximate == "none" else elementwise.GeluTanh
-        return fn.apply(self)
+        if _grad_enabled[0] and self.requires_grad:
+            return fn.apply(self)
+        return fn.forward(UNRECORDED, self)
 
     def silu(self) -> "Tensor":
         return elementwise.Silu.apply(self)
@@ -556,16 +568,28 @@ class Tensor:
         return out if out.dtype is self.dtype else out.to(self.dtype)
 
     def __add__(self, other: Any) -> "Tensor":
-        return elementwise.Add.apply(self, other)
+        if _grad_enabled[0] and (self.requires_grad or isinstance(other, Tensor) and
+                                 other.requires_grad):
+            return _add(self, other)
+        return _add_fwd(UNRECORDED, self, other)
 
     def __sub__(self, other: Any) -> "Tensor":
-        return elementwise.Sub.apply(self, other)
+        if _grad_enabled[0] and (self.requires_grad or isinstance(other, Tensor) and
+                                 other.requires_grad):
+            return _sub(self, other)
+        return _sub_fwd(UNRECORDED, self, other)
 
     def __mul__(self, other: Any) -> "Tensor":
-        return elementwise.Mul.apply(self, other)
+        if _grad_enabled[0] and (self.requires_grad or isinstance(other, Tensor) and
+                                 other.requires_grad):
+            return _mul(self, other)
+        return _mul_fwd(UNRECORDED, self, other)
 
     def __truediv__(self, other: Any) -> "Tensor":
-        return elementwise.Div.apply(self, other)
+        if _grad_enabled[0] and (self.requires_grad or isinstance(other, Tensor) and
+                                 other.requires_grad):
+            return _div(self, other)
+        return _div_fwd(UNRECORDED, self, other)
 
     __pow__ = pow
     __neg__ = neg
@@ -618,14 +642,17 @@ class Tensor:
     # ------------------------------------------------------------------ reductions
     def sum(self, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> "Tensor":
         if dim is None:
-            axes = tuple(range(len(self._data.shape)))
+            ndim = len(self._data.shape)
+            axes = _ALL_AXES[ndim] if ndim < 8 else tuple(range(ndim))
         else:
             axes = self._dims("sum", dim if dim != () and dim != [] else None)  # () = all
         if dtype is not None:
             dtype = dtypes.as_dtype(dtype).np
-        elif not self.dtype.is_floating_point:
+        elif self._data.dtype not in _FLOAT_NUMPY:
             dtype = np.int64
-        return Sum.apply(self, axes, keepdim, dtype)
+        if _grad_enabled[0] and self.requires_grad:
+            return _sum(self, axes, keepdim, dtype)
+        return _sum_fwd(UNRECORDED, self, axes, keepdim, dtype)
 
     def mean(self, dim: Any = None, keepdim: bool = False) -> "Tensor":
         if not self.dtype.is_floating_point:
@@ -727,8 +754,16 @@ class Tensor:
 
     # ------------------------------------------------------------------ movement
     def reshape(self, *shape: Any) -> "Tensor":
-        if len(shape) == 1 and type(shape[0]) is tuple and shape[0] == self._data.shape:
-            return Reshape.apply(self, shape[0])
+        if len(shape) == 1 and type(shape[0]) is tuple:
+            shape = shape[0]
+        for n in shape:
+            if type(n) is not int or n < 0:
+                break
+        else:  # the common case: plain sizes, no -1
+            if math.prod(shape) == self._data.size:
+                if _grad_enabled[0] and self.requires_grad:
+                    return _reshape(self, shape)
+                return _reshape_fwd(UNRECORDED, self, shape)
         shape = _shape_args("reshape", shape)
         return Reshape.apply(self, _infer_shape("reshape", shape, self))
 
@@ -954,8 +989,16 @@ class Tensor:
         return IndexAdd.apply(self, d, index.long().reshape(-1), src.to(self.dtype))
 
     def __getitem__(self, index: Any) -> "Tensor":
-        if _plain_slices(index, len(self._data.shape)):  # x[:, :, a:b]: nothing to convert
-            return GetItem.apply(self, index, True)
+        if type(index) is slice and self._data.shape and (index.step is None or
+                                                          index.step > 0):
+            index = (index,)  # x[a:b]: nothing to convert
+            if _grad_enabled[0] and self.requires_grad:
+                return _getitem(self, index, True)
+            return _getitem_fwd(UNRECORDED, self, index, True)
+        if _plain_index(index, self._data.shape):  # x[:, -1, a:b]: nothing to convert
+            if _grad_enabled[0] and self.requires_grad:
+                return _getitem(self, index, True)
+            return _getitem_fwd(UNRECORDED, self, index, True)
         idx, basic = convert_index(self, index)
         if basic and idx == ():
             return GetItem.apply(self, (Ellipsis,), True)
@@ -965,7 +1008,13 @@ class Tensor:
     def matmul(self, other: "Tensor") -> "Tensor":
         if not isinstance(other, Tensor):
             raise TypeError(f"matmul: expected a Tensor, got {type(other).__name__}")
-        ndim_a, ndim_b = len(self._data.shape), len(other._data.shape)
+        shape_a, shape_b = self._data.shape, other._data.shape
+        if len(shape_a) == 2 and len(shape_b) == 2 and shape_a[1] == shape_b[0]:
+            # the common case: two matrices that fit
+            if _grad_enabled[0] and (self.requires_grad or other.requires_grad):
+                return _matmul(self, other)
+            return _matmul_fwd(UNRECORDED, self, other)
+        ndim_a, ndim_b = len(shape_a), len(shape_b)
         if ndim_a == 0 or ndim_b == 0:
             raise RuntimeError(f"matmul: both arguments need at least 1 dim, got shapes "
                                f"{self.shape} and {other.shape}")
@@ -975,7 +1024,7 @@ class Tensor:
         if shape_a[-1] != shape_b[-2]:
             raise RuntimeError(f"matmul: shapes {self.shape} and {other.shape} do not align: "
                                f"{shape_a[-1]} != {shape_b[-2]}")
-        if len(shape_a) > 2 or len(shape_b) > 2:
+        if (len(shape_a) > 2 or len(shape_b) > 2) and shape_a[:-2] != shape_b[:-2]:
             try:
                 np.broadcast_shapes(shape_a[:-2], shape_b[:-2])
             except ValueError:
@@ -1303,7 +1352,7 @@ class Tensor:
         return self._inplace("copy_", compute, (src,))
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        if _plain_slices(index, len(self._data.shape)):
+        if _plain_index(index, self._data.shape):
             idx = index
         else:
             idx, _ = convert_index(self, index)
@@ -1311,7 +1360,8 @@ class Tensor:
             if value.device is not self.device:
                 raise RuntimeError(f"setitem: value is on {value.device} but the tensor is on "
                                    f"{self.device}")
-            value = value.to(self.dtype)
+            if value._data.dtype != self._data.dtype:
+                value = value.to(self.dtype)
         else:
             value = _number(value)
         if not (_grad_enabled[0] and (self.requires_grad or getattr(value, "requires_grad",
@@ -1368,13 +1418,17 @@ def _broadcasts_to(shape: tuple, target: tuple) -> bool:
     return all(n == 1 or n == t for n, t in zip(reversed(shape), reversed(target)))
 
 
-def _plain_slices(index: Any, ndim: int) -> bool:
-    """True for a tuple of 1 to ``ndim`` slices with positive (or no) steps, such as
-    ``x[:, :, a:b]``: basic indexing that ``convert_index`` would pass through unchanged."""
-    if type(index) is not tuple or not 0 < len(index) <= ndim:
+def _plain_index(index: Any, shape: tuple) -> bool:
+    """True for a tuple of 1 to ndim slices with positive (or no) steps and in-range ints,
+    such as ``x[:, -1, a:b]``: basic indexing that ``convert_index`` would pass through
+    unchanged."""
+    if type(index) is not tuple or not 0 < len(index) <= len(shape):
         return False
-    for item in index:
-        if type(item) is not slice or (item.step is not None and item.step <= 0):
+    for item, size in zip(index, shape):
+        if type(item) is slice:
+            if item.step is not None and item.step <= 0:
+                return False
+        elif type(item) is not int or not -size <= item < size:
             return False
     return True
 
@@ -1416,3 +1470,14 @@ from .ops.movement import (  # noqa: E402
 from .ops.nn import LogSoftmax, Softmax  # noqa: E402
 from .ops.reduce import Amax, Amin, Cumsum, Mean, Prod, Sum  # noqa: E402
 from .printing import format_tensor  # noqa: E402
+
+# The most frequent ops, bound once. With nothing to record, their Tensor methods call the
+# op's forward directly with the shared UNRECORDED ctx (see autograd._Unrecorded), else
+# ``apply``, which records the call.
+_add, _sub, _mul, _div, _exp, _relu, _sum, _matmul, _reshape, _getitem = (
+    f.apply for f in (elementwise.Add, elementwise.Sub, elementwise.Mul, elementwise.Div,
+                      elementwise.Exp, elementwise.Relu, Sum, MatMul, Reshape, GetItem))
+_add_fwd, _sub_fwd, _mul_fwd, _div_fwd, _exp_fwd, _relu_fwd, _sum_fwd, _matmul_fwd, \
+    _reshape_fwd, _getitem_fwd = (
+        f.forward for f in (elementwise.Add, elementwise.Sub, elementwise.Mul, elementwise.Div,
+                            elementwise.Exp, elementwise.Relu, Sum, MatMul, Reshape, GetItem))

@@ -725,3 +725,83 @@ def test_leaf_grads_never_share_memory():
     assert given.tolist() == [1.0, 1.0, 1.0]
     b.grad.mul_(5)
     assert c.grad.tolist() == [[1.0, 1.0, 1.0]] and given.tolist() == [1.0, 1.0, 1.0]
+
+
+class ReturnsItsSavedOutput(Function):
+    """``(exp(x), 2 * x)`` saving the first output, as Exp does; backward reads it back."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y, z = x.exp(), x * 2
+        ctx.save_for_backward(x, y)
+        return y, z
+
+    @staticmethod
+    def backward(ctx, gy, gz):
+        x, y = ctx.saved_tensors
+        assert y.grad_fn is ctx  # a saved output comes back linked to its node
+        return gy * y + gz * 2
+
+
+@pytest.mark.parametrize("make", [lambda x: x.exp(), lambda x: x.tanh(), lambda x: x.relu(),
+                                  lambda x: ReturnsItsSavedOutput.apply(x)[0]],
+                         ids=["exp", "tanh", "relu", "custom"])
+def test_saved_outputs_make_no_reference_cycle(make):
+    # An output saved for backward must not keep its node alive through itself: without
+    # the cyclic collector, dropping the output frees the node and the saved memory.
+    import weakref
+    x = lg64([0.5, -1.0])
+    gc.disable()
+    try:
+        y = make(x)
+        node, out = weakref.ref(y.grad_fn), weakref.ref(y)
+        del y
+        assert node() is None and out() is None
+    finally:
+        gc.enable()
+
+
+def test_saved_outputs_of_a_multi_output_function_give_torch_grads():
+    x, tx = lg64([0.5, -1.0, 2.0]), th64([0.5, -1.0, 2.0])
+    y, z = ReturnsItsSavedOutput.apply(x)
+    (y * 3 + z).sum().backward()
+    ((tx.exp() * 3) + tx * 2).sum().backward()
+    close(x.grad, tx.grad)
+    y, _ = ReturnsItsSavedOutput.apply(x)
+    y.mul_(2)  # the saved output changed in place: its node can't backward any more
+    with pytest.raises(RuntimeError, match="ReturnsItsSavedOutputBackward.*version 1"):
+        y.sum().backward()
+
+
+def test_custom_forward_reads_needs_input_grad_without_recording():
+    seen = []
+
+    class Probe(Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            seen.append(tuple(ctx.needs_input_grad))
+            return a * b
+
+        @staticmethod
+        def backward(ctx, g):
+            return g, g
+
+    a, b = lg64([1.0]), lg64([2.0], requires_grad=False)
+    with lg.no_grad():
+        Probe.apply(a, b)
+    Probe.apply(a, b)
+    assert seen == [(False, False), (True, False)]
+
+
+def test_unrecorded_fast_path_records_nothing_and_shared_ctx_stays_empty():
+    # With nothing to record, hot Tensor methods hand their op's forward a shared ctx:
+    # results carry no graph, and a forward that tried to keep state on it would raise.
+    from lightgrad.autograd import UNRECORDED
+    x = lg64([[1.0, -2.0], [3.0, 4.0]])
+    with lg.no_grad():
+        outs = [x + x, x - 1, x * x, x / 2, x.exp(), x.relu(), x.sum(), x @ x,
+                x.reshape(4), x[0], x[:, -1], x.gelu()]
+    assert not any(o.requires_grad or o.grad_fn is not None for o in outs)
+    assert vars(UNRECORDED) == {}
+    with pytest.raises(AttributeError, match="must not store"):
+        UNRECORDED.shape = (2,)

@@ -70,11 +70,17 @@ class GPTConfig(ModelConfig):
 
 
 class KVCache:
-    """Keys and values of past positions for one attention layer, preallocated."""
+    """Keys and values of past positions for one attention layer, preallocated.
+
+    One (batch, 2 * n_head, max_len, head_dim) buffer ``kv``: the keys are its first
+    ``n_head`` heads (``k``), the values the others (``v``), so that the keys and values
+    of a new position, computed side by side by the attention's input projection, are
+    stored with a single write (``append_kv``).
+    """
 
     def __init__(self, batch: int, n_head: int, max_len: int, head_dim: int, dtype: Any):
-        self.k = lg.zeros(batch, n_head, max_len, head_dim, dtype=dtype)
-        self.v = lg.zeros(batch, n_head, max_len, head_dim, dtype=dtype)
+        self.kv = lg.zeros(batch, 2 * n_head, max_len, head_dim, dtype=dtype)
+        self.k, self.v = self.kv[:, :n_head], self.kv[:, n_head:]
         self.length = 0
 
     def append(self, k: lg.Tensor, v: lg.Tensor) -> tuple[lg.Tensor, lg.Tensor]:
@@ -82,6 +88,13 @@ class KVCache:
         end = self.length + k.shape[2]
         self.k[:, :, self.length:end] = k
         self.v[:, :, self.length:end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+    def append_kv(self, kv: lg.Tensor) -> tuple[lg.Tensor, lg.Tensor]:
+        """``append`` for keys and values side by side in one (B, 2H, T, D) tensor."""
+        end = self.length + kv.shape[2]
+        self.kv[:, :, self.length:end] = kv
         self.length = end
         return self.k[:, :, :end], self.v[:, :, :end]
 
@@ -98,28 +111,37 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: lg.Tensor, cache: KVCache | None = None) -> lg.Tensor:
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
-        q, k, v = (self._split_heads(t, B, T) for t in (q, k, v))
         dropout = self.dropout if self.training else 0.0
-        if cache is None:
+        if cache is not None and T == 1:
+            return self.resid_dropout(self.c_proj(self._step(x, cache, dropout)))
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        q, k, v = (t.reshape(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+                   for t in (q, k, v))
+        past = 0 if cache is None else cache.length
+        if cache is not None:
+            k, v = cache.append(k, v)
+        if past == 0:  # no earlier positions: plain causal attention
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
         else:
-            past = cache.length
-            k, v = cache.append(k, v)
             # query i sits at position past + i and sees keys 0 .. past + i
-            mask = None if T == 1 else lg.ones(T, past + T, dtype=lg.bool).tril(past)
+            mask = lg.ones(T, past + T, dtype=lg.bool).tril(past)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
-        # (B, H, T, D) -> (B, T, C); with one position (sampling with the cache) moving the
-        # head axis moves no element, so a single reshape does it
-        y = y.reshape(B, T, C) if T == 1 else y.transpose(1, 2).reshape(B, T, C)
-        return self.resid_dropout(self.c_proj(y))
+        return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
 
-    def _split_heads(self, t: lg.Tensor, B: int, T: int) -> lg.Tensor:
-        """(B, T, C) -> (B, n_head, T, head_dim): one reshape when T == 1 (same values)."""
-        head_dim = t.shape[-1] // self.n_head
-        if T == 1:
-            return t.reshape(B, self.n_head, 1, head_dim)
-        return t.reshape(B, T, self.n_head, head_dim).transpose(1, 2)
+    def _step(self, x: lg.Tensor, cache: KVCache, dropout: float) -> lg.Tensor:
+        """Attention of one new position (B, 1, C) to itself and the cached ones.
+
+        With one position, (B, 1, 3C) -> (B, 3 * n_head, 1, head_dim) is a plain reshape
+        (moving the head axis moves no element): its first n_head heads are the queries,
+        the others the keys and values in the cache's layout, stored with one write. The
+        result (B, n_head, 1, head_dim) reshapes back to (B, 1, C) the same way.
+        """
+        B, _, C = x.shape
+        H = self.n_head
+        qkv = self.c_attn(x).reshape(B, 3 * H, 1, C // H)
+        k, v = cache.append_kv(qkv[:, H:])
+        y = F.scaled_dot_product_attention(qkv[:, :H], k, v, dropout_p=dropout)
+        return y.reshape(B, 1, C)
 
 
 class MLP(nn.Module):
@@ -193,8 +215,11 @@ class GPT(nn.Module):
         if start + T > self.config.block_size:
             raise ValueError(f"GPT: sequence of length {start + T} is longer than block_size "
                              f"{self.config.block_size}")
-        pos = lg.arange(start, start + T, device=idx.device)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        if caches:  # generating: the positions' rows of the table, no lookup by id
+            pos_emb = self.transformer.wpe.weight[start:start + T]
+        else:
+            pos_emb = self.transformer.wpe(lg.arange(start, start + T, device=idx.device))
+        x = self.transformer.drop(self.transformer.wte(idx) + pos_emb)
         for i, block in enumerate(self.transformer.h):
             x = block(x, caches[i] if caches else None)
         x = self.transformer.ln_f(x)
@@ -242,17 +267,19 @@ class GPT(nn.Module):
         was_training = self.training
         self.eval()
         caches = None
+        new_ids: list[lg.Tensor] = []  # joined to idx once at the end (or when needed)
         for _ in range(max_new_tokens):
             if use_cache and caches is not None and caches[0].length < block:
-                logits, _ = self(idx[:, -1:], caches=caches)
+                logits, _ = self(new_ids[-1], caches=caches)  # the last token, (B, 1)
             else:  # first step, no cache, or the window slid: (re)compute the context
+                if new_ids:
+                    idx, new_ids = lg.cat([idx] + new_ids, dim=1), []
                 context = idx if idx.shape[1] <= block else idx[:, -block:]
                 caches = self._new_caches(idx.shape[0]) if use_cache else None
                 logits, _ = self(context, caches=caches)
-            next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p)
-            idx = lg.cat([idx, next_id], dim=1)
+            new_ids.append(sample_next(logits[:, -1, :], temperature, top_k, top_p))
         self.train(was_training)
-        return idx
+        return lg.cat([idx] + new_ids, dim=1) if new_ids else idx
 
     # ------------------------------------------------------------------ weights
     @classmethod

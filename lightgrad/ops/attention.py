@@ -43,8 +43,9 @@ class Attention(Function):
         out, probs = q.device.backend.scaled_dot_product_attention(
             q._data, k._data, v._data, mask._data if mask is not None else None, scale,
             is_causal, keep._data if keep is not None else None)
-        ctx.scale, ctx.is_causal = scale, is_causal
-        ctx.save_for_backward(q, k, v, mask, keep, wrap(probs, q.device))
+        if ctx._record:
+            ctx.scale, ctx.is_causal = scale, is_causal
+            ctx.save_for_backward(q, k, v, mask, keep, wrap(probs, q.device))
         return wrap(out, q.device)
 
     @staticmethod
@@ -88,7 +89,9 @@ def _check(q: Any, k: Any, v: Any, mask: Any) -> tuple:
         raise ValueError(f"{op}: shapes do not match: query {tuple(q.shape)} (..., L, E), key "
                          f"{tuple(k.shape)} (..., S, E), value {tuple(v.shape)} (..., S, Ev)")
     try:
-        batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+        batch = q.shape[:-2]
+        if not batch == k.shape[:-2] == v.shape[:-2]:  # (equal batch dims: the usual case)
+            batch = np.broadcast_shapes(batch, k.shape[:-2], v.shape[:-2])
     except ValueError:
         raise ValueError(f"{op}: batch dims of query {tuple(q.shape)}, key {tuple(k.shape)} "
                          f"and value {tuple(v.shape)} do not broadcast") from None

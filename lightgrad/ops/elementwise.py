@@ -15,8 +15,11 @@ from typing import Any
 
 from .. import dtypes
 from ..autograd import Function, is_grad_enabled
+from ..tensor import Tensor
 from .common import (binary_operands, check_broadcast, check_scalar, describe, float_input,
                      same_device, unbroadcast, wrap)
+
+_FLOAT = dtypes.FLOAT_NUMPY_DTYPES
 
 # ----------------------------------------------------------------------------- unary
 
@@ -30,10 +33,16 @@ class _Unary(Function):
 
     @classmethod
     def forward(cls, ctx, x):
-        buf = float_input(x) if cls.float_only else x._data
-        y = wrap(getattr(x.device.backend, cls.op)(buf), x.device)
+        buf = x._data
+        if cls.float_only and buf.dtype not in _FLOAT:
+            buf = float_input(x)
+        dev = x.device
+        y = wrap(getattr(dev.backend, cls.op)(buf), dev)
         if ctx._record and cls.save:
-            ctx.save_for_backward(x if cls.save == "x" else y)
+            if cls.save == "x":
+                ctx.save_for_backward(x)
+            else:
+                ctx._save_output(y)
         return y
 
 
@@ -251,13 +260,21 @@ class _Binary(Function):
 
     op = ""
     save = True
+    numbers = (None, None)  # the operands that are Python numbers (see _remember)
 
     @classmethod
     def forward(cls, ctx, a, b):
-        x, y, dev, _ = binary_operands(cls.op, a, b)
+        if isinstance(b, Tensor) and isinstance(a, Tensor) and a.device is b.device and \
+                a._data.dtype == b._data.dtype:  # the common case: nothing to promote
+            x, y, dev = a._data, b._data, a.device
+        else:
+            x, y, dev, _ = binary_operands(cls.op, a, b)
         if ctx._record and cls.save:
             _remember(ctx, a, b)
-        return _run_binary(cls.op, dev, x, y, a, b)
+        try:
+            return wrap(getattr(dev.backend, cls.op)(x, y), dev)
+        except (ValueError, TypeError) as err:
+            _binary_error(cls.op, a, b, err)
 
     @staticmethod
     def _operands(ctx):
@@ -273,22 +290,29 @@ def _run_binary(op, dev, x, y, a, b):
     try:
         return wrap(getattr(dev.backend, op)(x, y), dev)
     except (ValueError, TypeError) as err:
-        check_broadcast(op, a, b)  # raises the clear error when shapes don't fit
-        # e.g. bool - bool, or an integer to a negative integer power
-        raise type(err)(f"{op}: not supported for {describe(a)} and {describe(b)}: "
-                        f"{err}") from None
+        _binary_error(op, a, b, err)
+
+
+def _binary_error(op, a, b, err):
+    """Raise the clear error for ``op(a, b)`` that failed in the backend with ``err``."""
+    check_broadcast(op, a, b)  # raises the clear error when shapes don't fit
+    # e.g. bool - bool, or an integer to a negative integer power
+    raise type(err)(f"{op}: not supported for {describe(a)} and {describe(b)}: "
+                    f"{err}") from None
 
 
 def _remember(ctx, a, b):
-    """Keep the operands for backward: numbers as they are, tensors saved."""
+    """Keep the operands for backward: numbers as they are (in ``ctx.numbers``), tensors
+    saved."""
     a_is_num, b_is_num = _is_number(a), _is_number(b)
-    ctx.numbers = (a if a_is_num else None, b if b_is_num else None)
+    if a_is_num or b_is_num:
+        ctx.numbers = (a if a_is_num else None, b if b_is_num else None)
     ctx.save_for_backward(None if a_is_num else a, None if b_is_num else b)
 
 
 def _input_shape(ctx, i):
     """The shape input ``i`` had when the op was recorded (an input that needs a grad)."""
-    return ctx._input_meta[i][0]
+    return ctx._edges[i][2]
 
 
 def _grads(ctx, ga, gb):
@@ -331,7 +355,8 @@ class Div(_Binary):
         x, y, dev, res = binary_operands("div", a, b)
         if not res.is_floating_point:  # true division of integers gives floats
             x, y, dev, _ = binary_operands("div", _to_float(a), _to_float(b))
-        _remember(ctx, a, b)
+        if ctx._record:
+            _remember(ctx, a, b)
         return _run_binary("div", dev, x, y, a, b)
 
     @classmethod
@@ -429,7 +454,7 @@ class LogicalXor(_Boolean):
 
 
 def _is_number(v: Any) -> bool:
-    return not hasattr(v, "_data")
+    return not isinstance(v, Tensor)
 
 
 def _to_float(v: Any) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..autograd import Function
-from .common import binary_operands, same_device, unbroadcast, wrap
+from .common import same_device, unbroadcast, wrap
 
 # PyTorch's C++ scalar-type names, used in its dtype-mismatch messages
 TORCH_TYPE_NAMES = {"float64": "Double", "float32": "Float", "float16": "Half",
@@ -46,8 +46,11 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        check_same_dtype(a, b)
-        x, y, dev, _ = binary_operands("matmul", a, b)
+        x, y, dev = a._data, b._data, a.device
+        if x.dtype != y.dtype:
+            check_same_dtype(a, b)
+        if b.device is not dev:
+            same_device("matmul", (a, b))
         ctx.save_for_backward(a, b)
         return wrap(dev.backend.matmul(x, y), dev)
 
@@ -75,15 +78,20 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        check_same_dtype(x, weight)
-        dev = same_device("linear", [x, weight] + ([bias] if bias is not None else []))
+        buf, dev = x._data, x.device
+        if weight._data.dtype != buf.dtype:
+            check_same_dtype(x, weight)
+        if weight.device is not dev or (bias is not None and bias.device is not dev):
+            same_device("linear", [x, weight] + ([bias] if bias is not None else []))
         be = dev.backend
-        out = be.matmul(x._data, be.permute(weight._data, (1, 0)))
+        out = be.matmul(buf, be.permute(weight._data, (1, 0)))
         if bias is not None:
-            check_same_dtype(x, bias, "input and bias")
+            if bias._data.dtype != buf.dtype:
+                check_same_dtype(x, bias, "input and bias")
             be.binary_inplace("add", out, bias._data)  # out is a new buffer: add in place
-        ctx.save_for_backward(x, weight)
-        ctx.bias_shape = None if bias is None else tuple(bias.shape)
+        if ctx._record:
+            ctx.save_for_backward(x, weight)
+            ctx.bias_shape = None if bias is None else tuple(bias.shape)
         return wrap(out, dev)
 
     @staticmethod

@@ -25,13 +25,9 @@ def _view(x, buf, op, *args):
     from the base to it, so that an in-place op on the view can update the base's history
     (see ``CopySlices``).
     """
-    out = wrap(buf, x.device)
-    out._version = x._version
-    if x._base is None:
-        out._base = (x, ((op, args),))
-    else:
-        out._base = (x._base[0], x._base[1] + ((op, args),))
-    return out
+    base = x._base
+    return wrap(buf, x.device, x._version,
+                (x, ((op, args),)) if base is None else (base[0], base[1] + ((op, args),)))
 
 
 def replay_view(t, chain):
@@ -175,13 +171,15 @@ class Reshape(Function):
 
     @staticmethod
     def forward(ctx, x, shape):
-        ctx.shape = x.shape
+        buf = x._data
+        if ctx._record:
+            ctx.shape = buf.shape
         backend = x.device.backend
-        if not backend.is_contiguous(x._data):
-            strides = element_strides(x._data)
-            if strides is None or view_strides(x.shape, strides, shape) is None:
-                return wrap(backend.reshape(backend.copy(x._data), shape), x.device)
-        return _view(x, backend.reshape(x._data, shape), Reshape, shape)
+        if not backend.is_contiguous(buf):
+            strides = element_strides(buf)
+            if strides is None or view_strides(buf.shape, strides, shape) is None:
+                return wrap(backend.reshape(backend.copy(buf), shape), x.device)
+        return _view(x, backend.reshape(buf, shape), Reshape, shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -191,7 +189,8 @@ class Reshape(Function):
 class Permute(Function):
     @staticmethod
     def forward(ctx, x, axes):
-        ctx.axes = axes
+        if ctx._record:
+            ctx.axes = axes
         return _view(x, x.device.backend.permute(x._data, axes), Permute, axes)
 
     @staticmethod
@@ -205,7 +204,8 @@ class Permute(Function):
 class Expand(Function):
     @staticmethod
     def forward(ctx, x, shape):
-        ctx.shape = x.shape
+        if ctx._record:
+            ctx.shape = x._data.shape
         return _view(x, x.device.backend.expand(x._data, shape), Expand, shape)
 
     @staticmethod
@@ -218,7 +218,8 @@ class GetItem(Function):
 
     @staticmethod
     def forward(ctx, x, index, basic):
-        ctx.shape, ctx.index, ctx.basic = x.shape, index, basic
+        if ctx._record:
+            ctx.shape, ctx.index, ctx.basic = x._data.shape, index, basic
         buf = x.device.backend.getitem(x._data, index)
         return _view(x, buf, GetItem, index, basic) if basic else wrap(buf, x.device)
 

@@ -47,8 +47,9 @@ class LayerNorm(Function):
     def forward(ctx, x, weight, bias, n_axes, eps):
         y, mean, rstd = x.device.backend.layer_norm(x._data, _buf(weight), _buf(bias),
                                                     n_axes, eps)
-        ctx.n_axes, ctx.eps = n_axes, eps
-        ctx.save_for_backward(x, weight, wrap(mean, x.device), wrap(rstd, x.device))
+        if ctx._record:
+            ctx.n_axes, ctx.eps = n_axes, eps
+            ctx.save_for_backward(x, weight, wrap(mean, x.device), wrap(rstd, x.device))
         return wrap(y, x.device)
 
     @staticmethod

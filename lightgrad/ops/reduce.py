@@ -26,8 +26,10 @@ def _expand_back(g, ctx):
 class Sum(Function):
     @staticmethod
     def forward(ctx, x, axes, keepdim, dtype=None):
-        ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
-        return wrap(x.device.backend.sum(x._data, axes, keepdim, dtype), x.device)
+        buf, dev = x._data, x.device
+        if ctx._record:
+            ctx.shape, ctx.axes, ctx.keepdim = buf.shape, axes, keepdim
+        return wrap(dev.backend.sum(buf, axes, keepdim, dtype), dev)
 
     @staticmethod
     def backward(ctx, g):

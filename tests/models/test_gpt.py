@@ -197,6 +197,15 @@ def test_greedy_generation_with_and_without_cache_agree(new_tokens, crop):
         assert with_cache[:, t].tolist() == logits[:, -1].argmax(dim=-1).tolist()
 
 
+def test_generation_result_dtype_and_zero_new_tokens():
+    # the new ids (int64) join the prompt as torch.cat would: an int32 prompt gives int64
+    model = sharp_model()
+    prompt = lg.tensor([[1, 2]], dtype=lg.int32)
+    out = model.generate(prompt, 3, temperature=0)
+    assert out.dtype is lg.int64 and out[:, :2].tolist() == [[1, 2]]
+    assert model.generate(prompt, 0).tolist() == [[1, 2]]
+
+
 @pytest.mark.parametrize("options", [dict(temperature=1.0),
                                      dict(temperature=0.7, top_k=4),
                                      dict(temperature=1.3, top_p=0.8),
