@@ -45,19 +45,16 @@ def best_ms(fns: list[Callable[[], object]], rounds: int = 5, n: int = 5) -> lis
     return best
 
 
-def gpt(torch) -> list[float]:
-    from torch_gpt import TorchGPT, copy_weights
-
+def gpt_steps(torch=None) -> dict[str, Callable[[], object]]:
+    """The GPT ``baby`` training step of each framework (PyTorch's only when ``torch`` is
+    given: a process measuring lightgrad's memory alone never imports it)."""
     from lightgrad.models.gpt import GPT, GPTConfig
     lg.manual_seed(0)
     config = GPTConfig.preset("baby", vocab_size=65)
-    model, tmodel = GPT(config), TorchGPT(config)
-    copy_weights(model, tmodel)
+    model = GPT(config)
     opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
-    topt = tmodel.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
     data = np.random.default_rng(0).integers(0, 65, (12, config.block_size + 1))
     x, y = lg.tensor(data[:, :-1]), lg.tensor(data[:, 1:])
-    tx, ty = torch.tensor(data[:, :-1]), torch.tensor(data[:, 1:])
 
     def lg_step() -> None:
         _, loss = model(x, y)
@@ -65,6 +62,14 @@ def gpt(torch) -> list[float]:
         loss.backward()
         lg.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+    steps = {"lightgrad": lg_step}
+    if torch is None:
+        return steps
+    from torch_gpt import TorchGPT, copy_weights
+    tmodel = TorchGPT(config)
+    copy_weights(model, tmodel)
+    topt = tmodel.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
+    tx, ty = torch.tensor(data[:, :-1]), torch.tensor(data[:, 1:])
 
     def torch_step() -> None:
         _, loss = tmodel(tx, ty)
@@ -72,10 +77,15 @@ def gpt(torch) -> list[float]:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(tmodel.parameters(), 1.0)
         topt.step()
-    return best_ms([lg_step, torch_step])
+    return {**steps, "pytorch": torch_step}
 
 
-def mlp(torch) -> list[float]:
+def gpt(torch) -> list[float]:
+    return best_ms(list(gpt_steps(torch).values()))
+
+
+def mlp_steps(torch=None) -> dict[str, Callable[[], object]]:
+    """The MLP training step of each framework (PyTorch's only when ``torch`` is given)."""
     import mlp_step
     from steps import classifier_step
 
@@ -86,17 +96,24 @@ def mlp(torch) -> list[float]:
     y = rng.integers(0, mlp_step.OUT, mlp_step.BATCH)
     sizes = (mlp_step.IN, mlp_step.HIDDEN, mlp_step.OUT)
     model = nn.Sequential(nn.Linear(*sizes[:2]), nn.ReLU(), nn.Linear(*sizes[1:]))
+    steps = {"lightgrad": classifier_step(model, optim.SGD(model.parameters(), lr=0.1), F,
+                                          lg.tensor(x), lg.tensor(y))}
+    if torch is None:
+        return steps
     tmodel = torch.nn.Sequential(torch.nn.Linear(*sizes[:2]), torch.nn.ReLU(),
                                  torch.nn.Linear(*sizes[1:]))
-    ours = classifier_step(model, optim.SGD(model.parameters(), lr=0.1), F, lg.tensor(x),
-                           lg.tensor(y))
-    theirs = classifier_step(tmodel, torch.optim.SGD(tmodel.parameters(), lr=0.1),
-                             torch.nn.functional, torch.tensor(x), torch.tensor(y))
-    return best_ms([ours, theirs], n=20)
+    steps["pytorch"] = classifier_step(tmodel, torch.optim.SGD(tmodel.parameters(), lr=0.1),
+                                       torch.nn.functional, torch.tensor(x), torch.tensor(y))
+    return steps
 
 
-def cnn(torch) -> list[float]:
-    from cnn_step import torch_lenet
+def mlp(torch) -> list[float]:
+    return best_ms(list(mlp_steps(torch).values()), n=20)
+
+
+def cnn_steps(torch=None) -> dict[str, Callable[[], object]]:
+    """The LeNet training step of each framework (PyTorch's only when ``torch`` is
+    given)."""
     from steps import classifier_step
 
     from lightgrad import optim
@@ -104,15 +121,22 @@ def cnn(torch) -> list[float]:
     from lightgrad.nn import functional as F
     lg.manual_seed(0)
     model = LeNet(28, channels=(32, 64))
-    tmodel = torch_lenet(model)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, 64)
-    ours = classifier_step(model, optim.Adam(model.parameters(), lr=1e-3), F, lg.tensor(x),
-                           lg.tensor(y))
-    theirs = classifier_step(tmodel, torch.optim.Adam(tmodel.parameters(), lr=1e-3),
-                             torch.nn.functional, torch.tensor(x), torch.tensor(y))
-    return best_ms([ours, theirs], n=3)
+    steps = {"lightgrad": classifier_step(model, optim.Adam(model.parameters(), lr=1e-3), F,
+                                          lg.tensor(x), lg.tensor(y))}
+    if torch is None:
+        return steps
+    from cnn_step import torch_lenet
+    tmodel = torch_lenet(model)
+    steps["pytorch"] = classifier_step(tmodel, torch.optim.Adam(tmodel.parameters(), lr=1e-3),
+                                       torch.nn.functional, torch.tensor(x), torch.tensor(y))
+    return steps
+
+
+def cnn(torch) -> list[float]:
+    return best_ms(list(cnn_steps(torch).values()), n=3)
 
 
 def conv(torch) -> list[float]:

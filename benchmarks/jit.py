@@ -8,7 +8,10 @@ with ``lg.jit`` (replayed graph) and of PyTorch eager, and the *per-op Python ov
 step time minus the time spent inside backend primitives (measured in a separate run with
 every primitive of the CPU backend wrapped by a timer; CPU time of the main thread, so the
 split holds on a busy machine; one BLAS thread by default). Targets: jit removes at least 80%
-of that overhead, and the jitted GPT step is at or below PyTorch eager's time.
+of that overhead, and the jitted GPT step is at or below PyTorch eager's time. The last line
+of each step is its *floor*: the CPU time of the jitted step's matmuls (the same OpenBLAS
+speed as PyTorch's on these shapes) as a fraction of PyTorch's whole step; no jitted step
+can go below it without fewer or faster products.
 """
 from __future__ import annotations
 
@@ -38,13 +41,14 @@ class PrimitiveTimer:
         self.clock = clock
         self.total = 0.0
         self.calls = 0
+        self.by_op: dict[str, float] = {}  # seconds per primitive name
 
     def __enter__(self) -> "PrimitiveTimer":
         self.saved = dict(vars(self.backend))
         for op in base.SHAPE_RULES:
             fn = getattr(self.backend, op, None)
             if fn is not None:
-                setattr(self.backend, op, self._timed(fn))
+                setattr(self.backend, op, self._timed(fn, op))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -52,22 +56,25 @@ class PrimitiveTimer:
             self.backend.__dict__.pop(op, None)
         self.backend.__dict__.update(self.saved)
 
-    def _timed(self, fn: Callable) -> Callable:
-        clock = self.clock
+    def _timed(self, fn: Callable, name: str = "") -> Callable:
+        clock, by_op = self.clock, self.by_op
 
         def timed(*args, **kwargs):
             start = clock()
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.total += clock() - start
+                spent = clock() - start
+                self.total += spent
                 self.calls += 1
+                by_op[name] = by_op.get(name, 0.0) + spent
         return timed
 
 
 def cpu_split(make_step: Callable[[], Callable[[], object]], steps: int, rounds: int,
-              warmup: int = 3) -> tuple[float, float, float]:
-    """(CPU ms per step, CPU ms of it inside primitives, primitive calls per step) for a
+              warmup: int = 3) -> tuple[float, float, float, float]:
+    """(CPU ms per step, CPU ms of it inside primitives, primitive calls per step, CPU ms
+    of it inside ``matmul``) for a
     step built while the timers are on (so a jitted step's executor calls the timed
     methods). CPU time of this thread (``time.thread_time``) rather than wall time: with
     one BLAS thread it is what the step costs, however busy the machine is. The best
@@ -77,16 +84,18 @@ def cpu_split(make_step: Callable[[], Callable[[], object]], steps: int, rounds:
         step = make_step()
         for _ in range(warmup):
             step()
-        best = (float("inf"), 0.0, 0.0)
+        best = (float("inf"), 0.0, 0.0, 0.0)
         for _ in range(rounds):
             timer.total, timer.calls = 0.0, 0
+            timer.by_op.clear()
             start = time.thread_time()
             for _ in range(steps):
                 step()
             total = time.thread_time() - start
             if total < best[0]:
-                best = (total, timer.total, timer.calls)
-        return best[0] / steps * 1e3, best[1] / steps * 1e3, best[2] / steps
+                best = (total, timer.total, timer.calls, timer.by_op.get("matmul", 0.0))
+        return (best[0] / steps * 1e3, best[1] / steps * 1e3, best[2] / steps,
+                best[3] / steps * 1e3)
 
 
 def timer_cost_us(n: int = 20000) -> float:
@@ -126,6 +135,7 @@ def report(name: str, makers: dict[str, Callable], steps: int, rounds: int) -> d
     cpu = {label: cpu_split(makers[label], steps, rounds) for label in ("eager", "jit")}
     cost = timer_cost_us() / 1e3
     over = {label: c[0] - c[1] - c[2] * cost for label, c in cpu.items()}
+    matmul = cpu["jit"][3]
     removed = 1 - over["jit"] / over["eager"]
     print(f"{name}")
     print(f"  wall ms/step   eager {ms['eager']:8.2f}   jit {ms['jit']:8.2f}   pytorch "
@@ -137,11 +147,15 @@ def report(name: str, makers: dict[str, Callable], steps: int, rounds: int) -> d
           f"{cpu_total['jit'] / cpu_total['pytorch']:.2f}x   eager/pytorch "
           f"{cpu_total['eager'] / cpu_total['pytorch']:.2f}x")
     for label in ("eager", "jit"):
-        step, prim, calls = cpu[label]
+        step, prim, calls, _ = cpu[label]
         print(f"  {label:5} timed step {step:8.2f} CPU ms = primitives {prim:8.2f} "
               f"({calls:.0f} calls) + timers {calls * cost:5.2f} + Python overhead "
               f"{over[label]:7.2f}")
     print(f"  jit removes {removed * 100:.0f}% of the per-op Python overhead (target >= 80%)")
+    print(f"  floor: the jitted step's matmuls alone take {matmul:.2f} CPU ms = "
+          f"{matmul / cpu_total['pytorch']:.2f}x PyTorch's whole step (same BLAS speed on "
+          f"both sides); everything else in the jitted step: {cpu_total['jit'] - matmul:.2f} "
+          "CPU ms")
     return {"ms": ms, "cpu": cpu, "cpu_total": cpu_total, "removed": removed}
 
 

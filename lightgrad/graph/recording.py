@@ -41,7 +41,7 @@ import numpy as np
 from ..backends import Device, _devices, base
 from ..backends.base import Backend
 from .errors import _PACKAGE, TraceError, user_frame
-from .ir import Graph, Node
+from .ir import Graph, Node, _nodes_in
 from .scalars import SymFloat, SymInt
 
 
@@ -66,6 +66,8 @@ class RecordingBackend(Backend):
         self.values: dict[Node, Any] = {}
         self.captured: dict[int, Node] = {}
         self.broken: str | None = None
+        self._uses: dict[Node, int] = {}  # how many times later nodes' args name a node
+        self._recorded = 0
 
     # ------------------------------------------------------------------ arguments
     def node_of(self, buf: Any) -> Node:
@@ -113,7 +115,13 @@ class RecordingBackend(Backend):
         args = tuple(self._arg(a) for a in args)
         result = None
         if self.execute:
+            self._recorded += 1
+            if self._recorded % PRUNE_EVERY == 0:
+                self._prune()
             result = getattr(self.real, op)(*self._real(args))
+            uses = self._uses
+            for n in _nodes_in(args):
+                uses[n] = uses.get(n, 0) + 1
         try:
             out = self.graph.call(op, *args)
         except base.ShapeUnknown as err:
@@ -126,6 +134,25 @@ class RecordingBackend(Backend):
         if self.execute:
             self._keep(op, out, result)
         return out
+
+    def _prune(self) -> None:
+        """Drop the real buffers of computed nodes that nothing outside the graph holds any
+        more (no tensor, saved value or local variable: only the graph's own node list and
+        the arguments of later nodes name them), so a traced call frees memory as eager
+        code does instead of keeping every intermediate to the end. Such a node can't be
+        an argument again: code can only pass what it holds. CPython reference counts
+        tell: ``list(values)``, the loop variable, ``getrefcount``'s argument, the dict key
+        and ``graph.nodes`` make ``_HELD_BY_PRUNE``; each naming in a later node's
+        arguments, the key in ``_uses`` and a ``select`` node's place in its producer's
+        ``outputs`` add one."""
+        values, uses, getrefcount = self.values, self._uses, sys.getrefcount
+        for node in list(values):
+            if node.op in _KEPT_OPS:
+                continue
+            count = uses.get(node, 0)  # and its key in ``uses``, if there
+            graph_refs = _HELD_BY_PRUNE + count + (count > 0) + (node.op == "select")
+            if getrefcount(node) <= graph_refs:
+                del values[node]
 
     def _keep(self, op: str, out: Any, result: Any) -> None:
         """Remember the real results of an executed call (and check the shape rule)."""
@@ -189,6 +216,11 @@ class RecordingBackend(Backend):
         out.contiguous = True
         return out
 
+
+PRUNE_EVERY = 32
+"""Recorded calls between two ``RecordingBackend._prune`` sweeps while executing."""
+_HELD_BY_PRUNE = 5  # references to a node that _prune's own loop and the graph make
+_KEPT_OPS = ("input", "param", "constant")  # their buffers belong to the caller or graph
 
 _LITERALS = (np.generic, SymInt, SymFloat, bool, int, float, str, slice, type(None),
              type(Ellipsis), np.dtype, type)

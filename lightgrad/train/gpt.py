@@ -52,7 +52,7 @@ def default_corpus(max_chars: int = 1_000_000) -> str:
             text = path.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
             continue
-        text = "".join(ch for ch in text if ch.isascii())
+        text = text.encode("ascii", "ignore").decode("ascii")  # the ASCII characters
         parts.append(text)
         total += len(text)
         if total >= max_chars:
@@ -131,27 +131,52 @@ def get_batch(data: np.ndarray, batch_size: int, block_size: int,
               rng: np.random.Generator, device: Any = "cpu") -> tuple[lg.Tensor, lg.Tensor]:
     """Random windows of ``block_size`` tokens and the same windows shifted by one, on
     ``device``."""
-    starts = rng.integers(0, len(data) - block_size - 1, batch_size)
-    windows = np.stack([data[s:s + block_size + 1] for s in starts])
+    return _windows(data, rng.integers(0, len(data) - block_size - 1, batch_size), block_size,
+                    device)
+
+
+def _windows(data: np.ndarray, starts: np.ndarray, block_size: int,
+             device: Any) -> tuple[lg.Tensor, lg.Tensor]:
+    """The windows of ``block_size`` tokens at ``starts`` and the same shifted by one."""
+    windows = data[starts[:, None] + np.arange(block_size + 1)]
     x, y = lg.from_numpy(windows[:, :-1].copy()), lg.from_numpy(windows[:, 1:].copy())
     return x.to(device), y.to(device)
+
+
+EVAL_TOKENS = 4096
+"""Tokens per forward pass of ``estimate_loss``: its fixed batches are stacked into passes
+about this large (bigger products use BLAS better and the per-op Python is paid once per
+pass; measured on the baby GPT, 5 batches of 12 x 64 tokens a pass take 4% less time than
+one at a time, and all 20 in one pass 8% less, for 4x the activation memory)."""
 
 
 @lg.no_grad()
 def estimate_loss(model: Any, splits: Splits, batch_size: int, iters: int,
                   seed: int, block_size: int | None = None) -> dict[str, float]:
     """Mean loss over ``iters`` fixed batches of each split (model in eval mode), of
-    ``block_size`` tokens (default: the model's ``config.block_size``)."""
+    ``block_size`` tokens (default: the model's ``config.block_size``).
+
+    The batches are the ones ``iters`` calls of ``get_batch`` draw; they all hold the same
+    number of tokens, so the mean of their means is the mean over all their tokens, and
+    they run stacked, up to ``EVAL_TOKENS`` tokens per forward pass (the same value up to
+    float32 rounding, in fewer and bigger products)."""
     model.eval()
     out = {}
     device = model_device(model)
     block_size = block_size or model.config.block_size
+    per_pass = max(1, EVAL_TOKENS // (batch_size * block_size))  # batches per forward pass
     for name in ("train", "val"):
         rng = np.random.default_rng([seed, 999_983, len(name)])
         data = getattr(splits, name)
-        losses = [model(*get_batch(data, batch_size, block_size, rng, device))[1].item()
-                  for _ in range(iters)]
-        out[name] = float(np.mean(losses))
+        losses, weights = [], []
+        for first in range(0, iters, per_pass):
+            count = min(per_pass, iters - first)
+            starts = [rng.integers(0, len(data) - block_size - 1, batch_size)
+                      for _ in range(count)]  # the draws get_batch makes, batch by batch
+            x, y = _windows(data, np.concatenate(starts), block_size, device)
+            losses.append(model(x, y)[1].item())
+            weights.append(count)
+        out[name] = float(np.average(losses, weights=weights))
     model.train()
     return out
 
@@ -197,6 +222,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, kind: str = "gpt") -> N
       help=f"run directory for checkpoint, tokenizer and plot (default: runs/{kind})")
     a("--resume", action="store_true", help="continue from the checkpoint in --out")
     a("--seed", type=non_negative(int), default=1337, help="random seed (default: 1337)")
+    a("--jit", action=argparse.BooleanOptionalAction, default=True,
+      help="run the training step under lg.jit (same results, less Python per step; "
+           "default: on, in a single process)")
     a("--sample-chars", type=non_negative(int), default=300, help="tokens to sample at the end")
     add_device_argument(parser)
     add_nproc_argument(parser)
@@ -218,6 +246,40 @@ def _check_resume(saved: dict[str, Any], run_config: dict[str, Any], path: Path,
         diff = {k: (saved.get(k), v) for k, v in run_config.items() if saved.get(k) != v}
         raise ValueError(f"{cmd} --resume: the checkpoint {path} was made with a different "
                          f"config; (checkpoint, requested) differ in {diff}")
+
+
+def training_step(model: Any, opt: Any, grad_clip: float, step_model: Any = None,
+                  loss_scale: float | None = None, jit: bool = True) -> Any:
+    """``step(x, y) -> loss``: forward, backward, gradient clipping (``grad_clip`` > 0) and
+    an optimizer step; ``step_model`` runs the forward (default ``model``: a DDP wrapper on
+    several ranks) and ``loss_scale`` multiplies the loss before backward.
+
+    With ``jit`` (one process) the step runs under ``lg.jit``: the first calls trace it,
+    later ones replay the recorded primitives without the per-op Python, with the same
+    results bit for bit (the learning rate set in ``opt.param_groups`` between calls is read
+    at each replay).
+
+    >>> import lightgrad as lg
+    >>> lg.manual_seed(0)
+    >>> model = lg.nn.Linear(3, 1)
+    >>> opt = lg.optim.SGD(model.parameters(), lr=0.1)
+    >>> loss_of = lambda x, y: (None, ((model(x) - y) ** 2).mean())
+    >>> step = training_step(model, opt, 1.0, loss_of, jit=False)
+    >>> x, y = lg.ones(4, 3), lg.zeros(4, 1)
+    >>> step(x, y).item() > step(x, y).item()
+    True
+    """
+    forward = step_model if step_model is not None else model
+
+    def step(x: lg.Tensor, y: lg.Tensor) -> lg.Tensor:
+        _, loss = forward(x, y)
+        opt.zero_grad(set_to_none=True)
+        (loss * loss_scale if loss_scale is not None else loss).backward()
+        if grad_clip:
+            lg.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+        return loss
+    return lg.jit(step) if jit else step
 
 
 def train(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
@@ -263,7 +325,9 @@ def train(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         history = json.loads(state["history"])
     elif dp.is_main:
         save_tokenizer(tok, out / "tokenizer")
-    step_model = dp.wrap(model)  # DDP on several ranks: rank 0's weights, averaged grads
+    step = training_step(model, opt, args.grad_clip, dp.wrap(model),
+                         dp.loss_scale(args.batch_size) if dp.world > 1 else None,
+                         jit=getattr(args, "jit", True) and dp.world == 1)
     if dp.rank:  # dropout: rank 0 draws the masks one process would, the others their own
         lg.manual_seed(args.seed + 7_919 * dp.rank)
     log(f"data: {source}, {len(text):,} chars, {len(splits.train):,} train / "
@@ -280,12 +344,7 @@ def train(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
             group["lr"] = lr
         rng = np.random.default_rng([args.seed, it])
         x, y = get_batch(splits.train, args.batch_size, block_size, rng, device)
-        _, loss = step_model(dp.shard(x), dp.shard(y))  # this rank's rows of the batch
-        opt.zero_grad(set_to_none=True)
-        (loss * dp.loss_scale(args.batch_size) if dp.world > 1 else loss).backward()
-        if args.grad_clip:
-            lg.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-        opt.step()
+        loss = step(dp.shard(x), dp.shard(y))  # this rank's rows of the batch
         step_loss = dp.mean(loss.item(), args.batch_size)  # of the whole batch
         history["step"].append([it, step_loss])
         now = time.perf_counter()
