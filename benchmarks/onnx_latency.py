@@ -1,15 +1,20 @@
 """ONNX inference latency: lightgrad vs onnxruntime (and tract when installed).
 
-    python benchmarks/onnx_latency.py [--iters 30] [--threads 2] [--eager]
+    python benchmarks/onnx_latency.py [--iters 140] [--threads 2] [--clock cpu|wall] [--eager]
 
 Exports a small CNN (MNIST-sized, two conv layers) and a pre-norm transformer block
 (d=128, 4 heads, 32 tokens) from PyTorch with the TorchScript exporter, then times one
 forward pass at batch 1 and 32 in each runtime in this process (``threads`` intra-op threads
 each; tract runs single-threaded), checks the outputs agree, and prints ms/run with
 lightgrad's ratio to onnxruntime (target <= 1.5x) and to tract. lightgrad runs under
-``no_grad``, so repeated calls replay the compiled graph of ``lightgrad/onnx/fast.py``;
-``--eager`` turns that off (node-by-node evaluation). On a crowded machine,
-OpenBLAS with 2 threads can stall badly; compare with ``--threads 1`` there.
+``no_grad``, so repeated calls replay the compiled plan of ``lightgrad/onnx/fast.py`` and
+``plan.py``; ``--eager`` turns that off (node-by-node evaluation).
+
+The three runtimes take turns within each of 7 rounds and the best round counts. By
+default the clock is the process's CPU time (``time.process_time``, every thread's): on a
+machine shared with other jobs, elapsed time mostly measures waiting for a core, while CPU
+time is the work done (a runtime whose threads spin while waiting is charged for it).
+``--clock wall`` measures elapsed time instead (meaningful on an idle machine).
 """
 from __future__ import annotations
 
@@ -24,17 +29,27 @@ import numpy as np
 import lightgrad as lg
 
 
-def best_ms(fn, iters: int) -> float:
-    """Best of 5 rounds of ``iters // 5`` calls (robust to a busy machine), in ms per call."""
-    fn()
-    best = float("inf")
-    per_round = max(1, iters // 5)
-    for _ in range(5):
-        t0 = time.perf_counter()
-        for _ in range(per_round):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / per_round)
-    return best * 1e3
+def best_ms(fns: list, iters: int, clock=time.perf_counter, rounds: int = 7) -> list[float]:
+    """Best of ``rounds`` rounds of ``iters // rounds`` calls of each function, the
+    functions taking turns in each round (so load from other processes hits them alike),
+    in ms per call by ``clock``: ``time.process_time`` counts the CPU time the whole
+    process used (every thread), which waiting for a core doesn't inflate."""
+    for fn in fns:
+        fn()
+    best = [float("inf")] * len(fns)
+    per_round = max(1, iters // rounds)
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            t0 = clock()
+            for _ in range(per_round):
+                fn()
+            best[i] = min(best[i], (clock() - t0) / per_round)
+    return [b * 1e3 for b in best]
+
+
+def _no_grad_call(module, x):
+    with lg.no_grad():
+        return module(x)
 
 
 def build_models(folder: str) -> dict:
@@ -81,9 +96,12 @@ def build_models(folder: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--iters", type=int, default=140)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eager", action="store_true", help="no compiled fast path")
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                    help="cpu: process CPU time (all threads; robust on a shared machine); "
+                         "wall: elapsed time")
     args = ap.parse_args()
     import onnxruntime as ort
     try:
@@ -91,6 +109,9 @@ def main() -> None:
     except ImportError:
         tract = None
     lg.set_num_threads(args.threads)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    print(f"{args.threads} thread(s) each, best of 7 rounds, "
+          f"{'CPU time (all threads)' if args.clock == 'cpu' else 'wall-clock time'}")
     folder = tempfile.mkdtemp()
     print(f"{'model':8s} {'batch':>5s} {'lightgrad':>11s} {'onnxruntime':>12s} {'tract':>9s} "
           f"{'lg/ort':>7s} {'lg/tract':>8s}")
@@ -107,17 +128,20 @@ def main() -> None:
             x = np.random.default_rng(0).standard_normal((batch,) + shape[1:], np.float32)
             xt = lg.from_numpy(x)
             with lg.no_grad():
-                t_lg = best_ms(lambda m=module, a=xt: m(a), args.iters)
-                ours = module(xt).numpy()  # the replayed graph's result
+                for _ in range(3):  # eager, traced, replayed
+                    ours = module(xt).numpy()
             ref = sess.run(None, {"x": x})[0]
             np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
-            t_ort = best_ms(lambda s=sess, a=x: s.run(None, {"x": a}), args.iters)
-            t_tract = float("nan")
+            fns = [lambda m=module, a=xt: _no_grad_call(m, a),
+                   lambda s=sess, a=x: s.run(None, {"x": a})]
             if tract is not None:
                 m = tract.onnx().load(path)
                 m.set_input_fact(0, ",".join(str(d) for d in x.shape) + ",f32")
                 runnable = m.into_model().into_runnable()
-                t_tract = best_ms(lambda r=runnable, a=x: r.run([a]), args.iters)
+                fns.append(lambda r=runnable, a=x: r.run([a]))
+            iters = args.iters if batch == 1 else max(7, args.iters // 4)
+            times = best_ms(fns, iters, clock) + [float("nan")]
+            t_lg, t_ort, t_tract = times[:3]
             print(f"{name:8s} {batch:5d} {t_lg:9.3f}ms {t_ort:10.3f}ms {t_tract:7.3f}ms "
                   f"{t_lg / t_ort:6.2f}x {t_lg / t_tract:7.2f}x")
     if tract is None:

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..autograd import no_grad
+from ..graph.ir import Node
 from ..tensor import Tensor
 from .errors import OnnxError, UnsupportedOpError
 from .export_ops import SOURCES, Writer, elem_type, emit
@@ -114,7 +115,7 @@ def _to_onnx(graph: Any, rec: Any, out_nodes: list, input_names: list, output_na
         if node not in needed or node.op == "input":
             continue
         if node.op == "param" or node in const_nodes and node.op != "select":
-            value = rec.values.get(node, node.value)
+            value = _const_value(node, rec)
             name = param_names.get(id(node.value)) if node.op == "param" else None
             if name is None or name in taken:
                 name = w.fresh("param" if node.op == "param" else "const")
@@ -156,7 +157,6 @@ def _to_onnx(graph: Any, rec: Any, out_nodes: list, input_names: list, output_na
 def _check_reads(graph: Any, reads: list) -> None:
     """Refuse a trace whose Python code read values computed from the inputs: those values
     would be frozen into the exported graph (data-dependent shapes or control flow)."""
-    from ..graph.ir import Node
     live: set = set(graph.inputs)
     for n in graph.nodes:
         if n not in live and any(i in live for i in n.inputs):
@@ -202,3 +202,15 @@ def _constant_nodes(graph: Any) -> set:
 
 
 __all__ = ["export", "OnnxError"]
+
+
+def _const_value(node: Node, rec: Any) -> Any:
+    """The value of a node computed from constants only: the traced call's buffer, or,
+    when the recorder already dropped it (it frees intermediates nothing holds while it
+    traces), recomputed from its arguments on the real backend."""
+    value = rec.values.get(node, node.value)
+    if value is None and node.op not in ("param", "input"):
+        args = tuple(_const_value(a, rec) if isinstance(a, Node) else a for a in node.args)
+        value = getattr(rec.real, node.op)(*args)
+        rec.values[node] = value
+    return value

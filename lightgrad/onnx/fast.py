@@ -15,8 +15,14 @@ what the eager path computes). The recorded graph is then prepared for replay:
   then ``run_passes`` (folding, simplification, CSE, dead code, elementwise fusion) and the
   memory plan run, and an ``Executor`` turns the graph into one straight-line function.
 
-Later calls with the same signature replay that function: no op table, no Tensor objects
-per node, no autograd. A replay is only used while every initializer still holds the
+On the CPU the prepared graph is also compiled into a ``NumpyPlan`` (``plan.py``): a flat
+list of NumPy calls writing into arrays allocated once (im2col convolutions with the bias
+in the product, fused 2x2 max pools, views taken at plan time, BLAS products split over
+threads by the plan); a plan is only kept when it reproduces the traced call's outputs,
+and a call that finds it busy (another thread) runs the ``Executor`` instead.
+
+Later calls with the same signature replay that plan (or function): no op table, no Tensor
+objects per node, no autograd. A replay is only used while every initializer still holds the
 buffer, and version, it held when traced (``load_state_dict``, ``p.data = ...`` or an
 in-place update retrace). Calls that read values in Python (data-dependent ops such as
 ``NonZero``, control flow in ``If``/``Loop``), that return non-Tensors (sequences,
@@ -34,7 +40,10 @@ duration of that one call, so other threads must not use lightgrad meanwhile.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Sequence
+
+import numpy as np
 
 from ..backends import _devices
 from ..graph.executor import Executor, scalar_sources
@@ -42,12 +51,16 @@ from ..graph.ir import Graph, Node
 from ..graph.passes import plan_memory, run_passes
 from ..graph.recording import is_tracing, tracing
 from ..tensor import Tensor
+from .plan import NumpyPlan, compile_plan
 from .rewrite import rewrite_for_inference
 
 __all__ = ["FastPath"]
 
 MAX_SIGNATURES = 8
 """Input signatures compiled per model; calls with further ones run eagerly."""
+
+PLAN_ENABLED = True
+"""Replay CPU graphs through ``plan.py``'s NumPy plans (False: always the Executor)."""
 
 
 _RANDOM_OPS = ("RandomUniform", "RandomUniformLike", "RandomNormal", "RandomNormalLike",
@@ -73,12 +86,15 @@ def unseeded_random_op(model: Any) -> str | None:
 
 
 class _Replay:
-    """One compiled signature: the executor and the initializers it was built from."""
+    """One compiled signature: the executor, the CPU plan (``plan.py``; None off the CPU or
+    when the graph can't be planned) and the initializers they were built from."""
 
-    __slots__ = ("executor", "device", "guards")
+    __slots__ = ("executor", "plan", "device", "guards", "lock")
 
-    def __init__(self, executor: Executor, device: Any, guards: list) -> None:
-        self.executor, self.device, self.guards = executor, device, guards
+    def __init__(self, executor: Executor, device: Any, guards: list,
+                 plan: NumpyPlan | None = None) -> None:
+        self.executor, self.device, self.guards, self.plan = executor, device, guards, plan
+        self.lock = threading.Lock()
 
     def valid(self) -> bool:
         for t, buf, version in self.guards:
@@ -88,7 +104,14 @@ class _Replay:
 
     def __call__(self, inputs: list[Tensor]) -> list[Tensor]:
         device = self.device
-        outs = self.executor._run([t._data for t in inputs], (), ())
+        buffers = [t._data for t in inputs]
+        if self.plan is not None and self.lock.acquire(blocking=False):
+            try:  # the plan's arrays serve one call at a time; others take the executor
+                outs = self.plan(buffers)
+            finally:
+                self.lock.release()
+        else:
+            outs = self.executor._run(buffers, (), ())
         return [Tensor._from_buffer(b, device) for b in outs]
 
 
@@ -215,7 +238,31 @@ def _trace(inputs: list[Tensor], evaluate: Callable[[list], list],
     if scalar_sources(graph):
         return real, None, "it reads Python numbers that change between calls"
     executor = Executor(graph, device.backend, plan_memory(graph))
-    return real, _Replay(executor, device, guards), ""
+    plan = _numpy_plan(graph, device, [t._data for t in inputs], real)
+    return real, _Replay(executor, device, guards, plan), ""
+
+
+def _numpy_plan(graph: Graph, device: Any, inputs: list, expected: list) -> NumpyPlan | None:
+    """The CPU plan of ``graph`` if it can be built and reproduces the traced call's
+    outputs (``expected``, as eager evaluation computed them), else None."""
+    if device.type != "cpu" or not PLAN_ENABLED:
+        return None
+    try:
+        plan = compile_plan(graph, device.backend)
+        got = plan(inputs)
+    except Exception:  # noqa: BLE001 - an optimisation: any failure keeps the Executor
+        return None
+    for g, e in zip(got, expected):
+        e = getattr(e, "_data", e)
+        if not isinstance(e, np.ndarray) or g.shape != e.shape or g.dtype != e.dtype:
+            return None
+        if e.dtype.kind == "f":
+            scale = float(np.max(np.abs(e), initial=0.0, where=np.isfinite(e)))
+            if not np.allclose(g, e, rtol=1e-4, atol=1e-5 * max(scale, 1.0), equal_nan=True):
+                return None
+        elif not np.array_equal(g, e):
+            return None
+    return plan
 
 
 def _real(v: Any, recorders: dict) -> Any:
