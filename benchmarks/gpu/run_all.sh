@@ -8,7 +8,8 @@
 # 2. compile every kernel file with NVRTC (in parallel, into the on-disk cache), then the
 #    GPU-only tests: python -m pytest -q -m gpu -x (in one process: no pytest-xdist there),
 # 3. the benchmarks: bandwidth (softmax, layer_norm, AdamW vs a device copy), GEMM (ours vs
-#    cuBLAS), fused attention vs PyTorch SDPA, GPT-2 small training step vs PyTorch eager.
+#    cuBLAS), fused attention vs PyTorch SDPA, GPT-2 small training step vs PyTorch eager,
+# 4. the NCCL check (collectives, DDP, all-reduce bandwidth) when >= 2 GPUs are visible.
 #
 # Each step runs under `timeout` within a budget; a step that fails or times out is
 # reported and the next one runs. Output goes to stdout and, when $OUT is set, also to
@@ -104,6 +105,7 @@ EOF
         SUMMARY+=("gemm.py: not found")
     fi
     step "attention.py" 50 "$PY" benchmarks/gpu/attention.py
+    step "nccl_check.py" 60 "$PY" benchmarks/gpu/nccl_check.py   # exits at once below 2 GPUs
     step "gpt2_step.py" 150 "$PY" benchmarks/gpu/gpt2_step.py
 
     echo

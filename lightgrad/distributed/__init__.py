@@ -24,15 +24,18 @@ from __future__ import annotations
 import importlib.util
 
 from .collectives import (
-    all_gather, all_gather_into_tensor, all_reduce, barrier, broadcast, reduce_scatter,
-    reduce_scatter_tensor,
+    all_gather, all_gather_into_tensor, all_reduce, all_to_all_single, barrier, broadcast,
+    reduce_scatter, reduce_scatter_tensor,
 )
 from .errors import DistributedError
 from .group import (
-    destroy_process_group, get_backend, get_rank, get_world_size, init_process_group,
-    is_initialized,
+    NON_GROUP_MEMBER, ProcessGroup, destroy_process_group, get_backend, get_rank,
+    get_world_size, init_process_group, is_initialized, new_group,
 )
+from .objects import all_gather_object, broadcast_object_list
+from .p2p import irecv, isend, recv, send
 from .reduce_op import ReduceOp
+from .rooted import gather, reduce, scatter
 from .work import Work
 
 
@@ -64,8 +67,10 @@ def is_available() -> bool:
     return is_mpi_available() or is_nccl_available()
 
 
-__all__ = ["DistributedError", "ReduceOp", "Work", "all_gather", "all_gather_into_tensor",
-           "all_reduce", "barrier", "broadcast", "destroy_process_group", "get_backend",
-           "get_rank", "get_world_size", "init_process_group", "is_available",
-           "is_initialized", "is_mpi_available", "is_nccl_available", "reduce_scatter",
-           "reduce_scatter_tensor"]
+__all__ = ["DistributedError", "NON_GROUP_MEMBER", "ProcessGroup", "ReduceOp", "Work",
+           "all_gather", "all_gather_into_tensor", "all_gather_object", "all_reduce",
+           "all_to_all_single", "barrier", "broadcast", "broadcast_object_list",
+           "destroy_process_group", "gather", "get_backend", "get_rank", "get_world_size",
+           "init_process_group", "irecv", "is_available", "is_initialized",
+           "is_mpi_available", "is_nccl_available", "isend", "new_group", "recv", "reduce",
+           "reduce_scatter", "reduce_scatter_tensor", "scatter", "send"]

@@ -1,7 +1,8 @@
 """Collectives on tensors (PyTorch's signatures): ``all_reduce``, ``broadcast``,
 ``all_gather``, ``reduce_scatter``, ``all_gather_into_tensor``, ``reduce_scatter_tensor``,
-``barrier``. Results are written in place into the output tensors; ``async_op=True``
-returns a ``Work`` whose ``wait()`` does that.
+``all_to_all_single``, ``barrier``. Results are written in place into the output tensors;
+``async_op=True`` returns a ``Work`` whose ``wait()`` does that. ``group=`` takes a group
+from ``new_group`` (``src``/``dst`` stay global ranks).
 
 Buffers go to the backend as they are when contiguous in a dtype it carries; otherwise
 through a contiguous staging copy (float16/bfloat16 travel as float32).
@@ -13,9 +14,10 @@ tensor([1.])
 """
 from __future__ import annotations
 
+import operator
 from typing import Any, Callable, Sequence
 
-from .group import ProcessGroup, get_group
+from .group import ProcessGroup, resolve
 from .reduce_op import ReduceOp, as_reduce_op
 from .work import Work
 
@@ -47,11 +49,25 @@ def _write(t: Any, view: Any, buf: Any) -> None:
 def _run(group: ProcessGroup, what: str, request: Any, finish: Callable[[], None],
          async_op: bool) -> Work | None:
     backend = group.backend
-    work = Work(group, what, lambda: backend.test(request), finish)
-    if async_op:
-        return work
-    work.wait()
+    if async_op:  # progressed by the backend's progress thread when it has one
+        track = getattr(backend, "track", None)
+        test = track(request) if track is not None else None
+        return Work(group, what, test or (lambda: backend.test(request)), finish)
+    Work(group, what, lambda: backend.test(request), finish).wait()
     return None
+
+
+def _root(g: ProcessGroup, what: str, rank: Any, name: str) -> int:
+    """The group rank of the global rank ``rank`` (``src``/``dst`` arguments)."""
+    try:
+        rank = operator.index(rank)
+    except TypeError:
+        raise TypeError(f"{what}: {name} must be an integer rank, got {rank!r}") from None
+    if rank not in g.ranks:
+        where = (f"a world of size {g.size}" if g.ranks == list(range(g.size)) else
+                 f"the group (global ranks {g.ranks})")
+        raise ValueError(f"{what}: {name}={rank} is not a rank of {where}")
+    return g.ranks.index(rank)
 
 
 def _avg(what: str, buf: Any, n: int) -> None:
@@ -69,7 +85,9 @@ def all_reduce(tensor: Any, op: ReduceOp | str = ReduceOp.SUM, group: Any = None
     >>> dist.all_reduce(t, op=dist.ReduceOp.MAX); t             # doctest: +SKIP
     tensor([2., 2.])
     """
-    g = get_group("all_reduce")
+    g = resolve(group, "all_reduce")
+    if g is None:
+        return None
     op = as_reduce_op(op, "all_reduce")
     _check_tensor("all_reduce", tensor, g)
     g.ensure_usable("all_reduce")
@@ -95,13 +113,14 @@ def broadcast(tensor: Any, src: int = 0, group: Any = None,
     >>> dist.broadcast(t, src=0); t                             # doctest: +SKIP
     tensor([0])
     """
-    g = get_group("broadcast")
+    g = resolve(group, "broadcast")
+    if g is None:
+        return None
     _check_tensor("broadcast", tensor, g)
-    if not 0 <= src < g.size:
-        raise ValueError(f"broadcast: src={src} is not a rank of a world of size {g.size}")
+    root = _root(g, "broadcast", src, "src")
     g.ensure_usable("broadcast")
     view, buf = _stage(g, tensor)
-    request = g.backend.broadcast(buf, src)
+    request = g.backend.broadcast(buf, root)
     return _run(g, "broadcast", request, lambda: _write(tensor, view, buf), async_op)
 
 
@@ -123,10 +142,13 @@ def all_gather_into_tensor(output_tensor: Any, input_tensor: Any, group: Any = N
 
     >>> import lightgrad as lg, lightgrad.distributed as dist   # doctest: +SKIP
     >>> out = lg.zeros(2)                                       # doctest: +SKIP
-    >>> dist.all_gather_into_tensor(out, lg.tensor([float(dist.get_rank())])); out
+    >>> dist.all_gather_into_tensor(out, lg.tensor([float(dist.get_rank())]))  # doctest: +SKIP
+    >>> out                                                     # doctest: +SKIP
     tensor([0., 1.])
     """
-    g = get_group("all_gather_into_tensor")
+    g = resolve(group, "all_gather_into_tensor")
+    if g is None:
+        return None
     _check_tensor("all_gather_into_tensor", input_tensor, g)
     _check_tensor("all_gather_into_tensor", output_tensor, g)
     if output_tensor.numel() != input_tensor.numel() * g.size or \
@@ -151,7 +173,9 @@ def all_gather(tensor_list: list, tensor: Any, group: Any = None,
     >>> dist.all_gather(out, lg.tensor([float(dist.get_rank())])); out   # doctest: +SKIP
     [tensor([0.]), tensor([1.])]
     """
-    g = get_group("all_gather")
+    g = resolve(group, "all_gather")
+    if g is None:
+        return None
     _check_tensor("all_gather", tensor, g)
     _check_list("all_gather", tensor_list, tensor, g)
     g.ensure_usable("all_gather")
@@ -173,10 +197,13 @@ def reduce_scatter_tensor(output: Any, input: Any, op: ReduceOp | str = ReduceOp
 
     >>> import lightgrad as lg, lightgrad.distributed as dist   # doctest: +SKIP
     >>> out = lg.zeros(1)                                       # doctest: +SKIP
-    >>> dist.reduce_scatter_tensor(out, lg.tensor([1.0, 2.0])); out   # on rank 1, 2 ranks
+    >>> dist.reduce_scatter_tensor(out, lg.tensor([1.0, 2.0]))  # doctest: +SKIP
+    >>> out                                     # on rank 1 of 2   # doctest: +SKIP
     tensor([4.])
     """
-    g = get_group("reduce_scatter_tensor")
+    g = resolve(group, "reduce_scatter_tensor")
+    if g is None:
+        return None
     op = as_reduce_op(op, "reduce_scatter_tensor")
     _check_tensor("reduce_scatter_tensor", input, g)
     _check_tensor("reduce_scatter_tensor", output, g)
@@ -194,10 +221,13 @@ def reduce_scatter(output: Any, input_list: list, op: ReduceOp | str = ReduceOp.
 
     >>> import lightgrad as lg, lightgrad.distributed as dist   # doctest: +SKIP
     >>> out = lg.zeros(1)                                       # doctest: +SKIP
-    >>> dist.reduce_scatter(out, [lg.ones(1), lg.ones(1) * 2]); out   # on rank 1, 2 ranks
+    >>> dist.reduce_scatter(out, [lg.ones(1), lg.ones(1) * 2])  # doctest: +SKIP
+    >>> out                                     # on rank 1 of 2   # doctest: +SKIP
     tensor([4.])
     """
-    g = get_group("reduce_scatter")
+    g = resolve(group, "reduce_scatter")
+    if g is None:
+        return None
     op = as_reduce_op(op, "reduce_scatter")
     _check_tensor("reduce_scatter", output, g)
     _check_list("reduce_scatter", input_list, output, g)
@@ -229,6 +259,57 @@ def barrier(group: Any = None, async_op: bool = False) -> Work | None:
     >>> import lightgrad.distributed as dist   # doctest: +SKIP
     >>> dist.barrier()                         # doctest: +SKIP
     """
-    g = get_group("barrier")
+    g = resolve(group, "barrier")
+    if g is None:
+        return None
     g.ensure_usable("barrier")
     return _run(g, "barrier", g.backend.barrier(), lambda: None, async_op)
+
+
+def all_to_all_single(output: Any, input: Any, output_split_sizes: list | None = None,
+                      input_split_sizes: list | None = None, group: Any = None,
+                      async_op: bool = False) -> Work | None:
+    """Split ``input`` along dim 0 into one block per rank, send block ``r`` to rank ``r``,
+    and concatenate the blocks received (in rank order) into ``output``. Without split
+    sizes the blocks are equal (dim 0 divisible by the world size).
+
+    >>> import lightgrad as lg, lightgrad.distributed as dist   # doctest: +SKIP
+    >>> r = dist.get_rank()                                     # doctest: +SKIP
+    >>> out = lg.zeros(2)                                       # doctest: +SKIP
+    >>> dist.all_to_all_single(out, lg.tensor([10.0 * r, 10.0 * r + 1]))  # doctest: +SKIP
+    >>> out                                     # on rank 1 of 2   # doctest: +SKIP
+    tensor([1., 11.])
+    """
+    g = resolve(group, "all_to_all_single")
+    if g is None:
+        return None
+    what = "all_to_all_single"
+    _check_tensor(what, input, g)
+    _check_tensor(what, output, g)
+    if output.dtype is not input.dtype or output.shape[1:] != input.shape[1:]:
+        raise ValueError(f"{what}: output {tuple(output.shape)} {output.dtype.name} and input "
+                         f"{tuple(input.shape)} {input.dtype.name} must agree in dtype and "
+                         f"in every dim but the first")
+    row = 1
+    for n in input.shape[1:]:
+        row *= n
+    counts = []
+    for name, t, sizes in (("input", input, input_split_sizes),
+                           ("output", output, output_split_sizes)):
+        if sizes is None:
+            if t.shape[0] % g.size:
+                raise ValueError(f"{what}: {name} dim 0 ({t.shape[0]}) must divide by the "
+                                 f"world size {g.size} when no {name}_split_sizes are given")
+            sizes = [t.shape[0] // g.size] * g.size
+        sizes = [int(n) for n in sizes]
+        if len(sizes) != g.size or sum(sizes) != t.shape[0] or min(sizes) < 0:
+            raise ValueError(f"{what}: {name}_split_sizes {sizes} must be {g.size} sizes "
+                             f"adding up to {name} dim 0 ({t.shape[0]})")
+        counts.append([n * row for n in sizes])
+    g.ensure_usable(what)
+    _, send = _stage(g, input)
+    view, recv = _stage(g, output)
+    equal = input_split_sizes is None and output_split_sizes is None
+    request = g.backend.all_to_all(send.reshape(-1), recv.reshape(-1),
+                                   None if equal else counts[0], None if equal else counts[1])
+    return _run(g, what, request, lambda: _write(output, view, recv), async_op)

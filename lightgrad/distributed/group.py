@@ -28,11 +28,22 @@ class ProcessGroup:
     """Rank, world size, backend, timeout and fault monitor of the job."""
 
     def __init__(self, backend: Any, rank: int, size: int, timeout: float,
-                 monitor: Any = None):
+                 monitor: Any = None, ranks: list[int] | None = None):
         self.backend, self.rank, self.size = backend, rank, size
         self.timeout, self.monitor = timeout, monitor
+        self.ranks = list(range(size)) if ranks is None else list(ranks)  # global ranks
         self.broken: str | None = None
         self._seq = 0
+
+    def local(self, global_rank: int, what: str, name: str = "src") -> int:
+        """The rank in this group of the process of global rank ``global_rank``."""
+        if global_rank not in self.ranks:
+            raise ValueError(f"{what}: {name}={global_rank} is not a rank of the group "
+                             f"(global ranks {self.ranks})")
+        return self.ranks.index(global_rank)
+
+    def __repr__(self) -> str:
+        return f"<ProcessGroup {self.backend.name} ranks {self.ranks}>"
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -65,6 +76,71 @@ def get_group(what: str) -> ProcessGroup:
     return group
 
 
+class _NonMember:
+    """What ``new_group`` returns on the ranks it leaves out (PyTorch's
+    ``GroupMember.NON_GROUP_MEMBER``): collectives given it do nothing and return None."""
+
+    def __repr__(self) -> str:
+        return "NON_GROUP_MEMBER"
+
+
+NON_GROUP_MEMBER = _NonMember()
+
+
+def resolve(group: Any, what: str) -> ProcessGroup | None:
+    """The group a collective runs on: ``group``, or the default one when None; None when
+    this rank is not a member (the collective is then skipped, as in PyTorch)."""
+    default = get_group(what)
+    if group is None:
+        return default
+    if group is NON_GROUP_MEMBER:
+        return None
+    if not isinstance(group, ProcessGroup):
+        raise TypeError(f"{what}: group must be a process group from new_group() or None, "
+                        f"got {type(group).__name__}")
+    return group
+
+
+def new_group(ranks: Any = None, timeout: timedelta | float | None = None,
+              backend: str | None = None, **kwargs: Any) -> Any:
+    """A process group of the global ``ranks`` (all ranks when None), for the ``group=``
+    argument of collectives. Every rank of the job must call it, members or not (as in
+    PyTorch); the others get ``NON_GROUP_MEMBER``, on which collectives do nothing. Ranks
+    in the group are numbered in sorted order; ``src``/``dst`` arguments of collectives
+    stay global ranks. MPI backend only.
+
+    >>> import lightgrad as lg, lightgrad.distributed as dist     # doctest: +SKIP
+    >>> evens = dist.new_group([0, 2])                            # doctest: +SKIP
+    >>> if dist.get_rank() in (0, 2):                             # doctest: +SKIP
+    ...     dist.all_reduce(t, group=evens)                       # doctest: +SKIP
+    """
+    default = get_group("new_group")
+    members = sorted(set(range(default.size) if ranks is None else (int(r) for r in ranks)))
+    bad = [r for r in members if not 0 <= r < default.size]
+    if bad or not members:
+        raise ValueError(f"new_group: ranks must be a non-empty list of ranks in 0.."
+                         f"{default.size - 1}, got {ranks}")
+    if default.backend.name != "mpi" or (backend not in (None, "mpi", "gloo")):
+        raise NotImplementedError("new_group: subgroups are available on the mpi backend "
+                                  "only")
+    default.ensure_usable("new_group")
+    from .mpi_backend import MPIBackend
+    MPI = default.backend.MPI
+    me = default.rank in members
+    sub = default.backend.comm.Split(0 if me else MPI.UNDEFINED,
+                                     members.index(default.rank) if me else 0)
+    if not me:
+        return NON_GROUP_MEMBER
+    seconds = default.timeout if timeout is None else _seconds(timeout)
+    group = ProcessGroup(MPIBackend(sub, progress_thread=default.backend.progress is not None),
+                         sub.rank, sub.size, seconds, default.monitor, ranks=members)
+    _subgroups.append(group)
+    return group
+
+
+_subgroups: list[ProcessGroup] = []
+
+
 def is_initialized() -> bool:
     """Whether ``init_process_group`` has been called (and not destroyed).
 
@@ -76,28 +152,35 @@ def is_initialized() -> bool:
 
 
 def get_rank(group: Any = None) -> int:
-    """This process's rank, 0 .. world size - 1.
+    """This process's rank, 0 .. world size - 1 (in ``group`` when given; -1 when not a
+    member).
 
     >>> import lightgrad.distributed as dist   # doctest: +SKIP
     >>> dist.get_rank()                        # doctest: +SKIP
     0
     """
-    return get_group("get_rank").rank
+    g = resolve(group, "get_rank")
+    return -1 if g is None else g.rank
 
 
 def get_world_size(group: Any = None) -> int:
-    """The number of processes in the job.
+    """The number of processes in the job (in ``group`` when given; -1 when not a
+    member).
 
     >>> import lightgrad.distributed as dist   # doctest: +SKIP
     >>> dist.get_world_size()                  # doctest: +SKIP
     2
     """
-    return get_group("get_world_size").size
+    g = resolve(group, "get_world_size")
+    return -1 if g is None else g.size
 
 
 def get_backend(group: Any = None) -> str:
     """``"mpi"`` or ``"nccl"``."""
-    return get_group("get_backend").backend.name
+    g = resolve(group, "get_backend")
+    if g is None:
+        raise ValueError("get_backend: this rank is not a member of the group")
+    return g.backend.name
 
 
 def init_process_group(backend: str | None = "mpi", init_method: str | None = None,
@@ -149,7 +232,10 @@ def _init_mpi(world_size: int, rank: int, timeout: float) -> ProcessGroup:
     _check_env("world_size", world_size, world.size)
     _check_env("rank", rank, world.rank)
     monitor = FaultMonitor(world.Dup(), world.rank, world.size)
-    return ProcessGroup(MPIBackend(world.Dup()), world.rank, world.size, timeout, monitor)
+    # LIGHTGRAD_MPI_PROGRESS_THREAD=0: no progress thread (benchmarks compare the two)
+    thread = os.environ.get("LIGHTGRAD_MPI_PROGRESS_THREAD", "1") != "0"
+    return ProcessGroup(MPIBackend(world.Dup(), progress_thread=thread), world.rank,
+                        world.size, timeout, monitor)
 
 
 def _init_nccl(init_method: str | None, world_size: int, rank: int,
@@ -226,7 +312,15 @@ def destroy_process_group(group: Any = None) -> None:
     >>> import lightgrad.distributed as dist   # doctest: +SKIP
     >>> dist.destroy_process_group()           # doctest: +SKIP
     """
+    if group is not None and group is not _group[0]:  # a subgroup
+        if isinstance(group, ProcessGroup) and group in _subgroups:
+            _subgroups.remove(group)
+            group.backend.close()
+        return
     current = get_group("destroy_process_group")
+    for sub in _subgroups:
+        sub.backend.close()
+    _subgroups.clear()
     if not current.broken:
         from .collectives import barrier
         barrier()

@@ -112,6 +112,36 @@ class NCCLBackend:
                                 self.types[send.dtype], self.ops[op], self._stream().ptr)
         return self._event()
 
+    def reduce(self, buf: Any, op: str, root: int) -> Any:
+        self.comm.reduce(buf.data.ptr, buf.data.ptr, buf.size, self.types[buf.dtype],
+                         self.ops[op], root, self._stream().ptr)
+        return self._event()
+
+    def send(self, buf: Any, dst: int, tag: int) -> Any:
+        self.comm.send(buf.data.ptr, buf.size, self.types[buf.dtype], dst, self._stream().ptr)
+        return self._event()
+
+    def recv(self, buf: Any, src: int | None, tag: int) -> Any:
+        if src is None:
+            raise NotImplementedError("recv: the nccl backend needs src (no any-source "
+                                      "receive in NCCL)")
+        self.comm.recv(buf.data.ptr, buf.size, self.types[buf.dtype], src, self._stream().ptr)
+        return self._event()
+
+    def _unsupported(self, what: str) -> Any:
+        raise NotImplementedError(f"{what}: not available on the nccl backend here; use "
+                                  f"all_gather / reduce_scatter / send and recv")
+
+    def gather(self, send: Any, recv: Any, root: int) -> Any:
+        return self._unsupported("gather")
+
+    def scatter(self, send: Any, recv: Any, root: int) -> Any:
+        return self._unsupported("scatter")
+
+    def all_to_all(self, send: Any, recv: Any, send_counts: Any = None,
+                   recv_counts: Any = None) -> Any:
+        return self._unsupported("all_to_all_single")
+
     def barrier(self) -> Any:
         one = self.cp.zeros(1, dtype=np.float32)
         return self.all_reduce(one, "sum")

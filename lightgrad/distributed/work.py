@@ -40,7 +40,14 @@ class Work:
         limit = self.group.timeout if timeout is None else _seconds(timeout)
         start = time.monotonic()
         spins = 0
-        while not self._test():
+        # a request the progress thread drives: sleep on its event (no spinning, which
+        # would take the core from the computation of a peer rank on a small machine)
+        event = getattr(self._test, "event", None)
+        while not self._poll():
+            if event is not None:
+                event.wait(0.05)
+                if self._poll():
+                    break
             spins += 1
             try:
                 self.group.check_faults(self.what)
@@ -61,6 +68,23 @@ class Work:
         if self._finish is not None:
             self._finish()
         return True
+
+    def _poll(self) -> bool:
+        """One test; an MPI error (the progress thread's too) caused by a peer that died or
+        failed is reported as that peer's failure."""
+        try:
+            return bool(self._test())
+        except DistributedError:
+            raise
+        except Exception as e:
+            try:
+                if self.group.monitor is not None:
+                    self.group.monitor.check(self.what, force=True)
+            except DistributedError as fault:
+                self.group.abandon(str(fault))
+                raise fault from e
+            self.group.abandon(f"{self.what} failed: {e}")
+            raise
 
     def __repr__(self) -> str:
         return f"<Work {self.what} #{self.seq} {'done' if self._done else 'pending'}>"

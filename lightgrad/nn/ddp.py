@@ -3,10 +3,13 @@
 Every rank holds a replica of the model and feeds it its own share of the batch. At wrap
 time the parameters and buffers are broadcast from rank 0 (and their shapes checked to
 agree). During backward, each parameter's gradient, as soon as it is accumulated, marks
-its bucket one step closer to ready; a full bucket is flattened and all-reduced
-(nonblocking) while backward goes on with the layers below. At the end of backward the
-reductions are waited for and the averaged gradients written back, so ``optimizer.step()``
-sees the same gradients on every rank: those of the whole global batch.
+its bucket one step closer to ready; a full bucket's gradients are copied, divided by the
+world size, into the bucket's flat buffer (allocated once) and all-reduced (nonblocking)
+while backward goes on with the layers below. The MPI backend's progress thread moves the
+reduction meanwhile (``lightgrad/distributed/progress.py``). At the end of backward the
+reductions are waited for and the averaged gradients written back (or, with
+``gradient_as_bucket_view=True``, the gradients simply are views of the buckets), so
+``optimizer.step()`` sees the same gradients on every rank: those of the whole global batch.
 
 Buckets hold parameters in reverse registration order (the order backward produces their
 gradients), the first one up to 1 MiB (or ``bucket_cap_mb`` if smaller), the others up to
@@ -42,7 +45,17 @@ class _Bucket:
         self.numel = total
         self.pending = len(params)
         self.work: Any = None
-        self.flat: Any = None
+        self.flat: Any = None  # the flat buffer, allocated at the first launch
+        self.slots: list = []  # views of flat shaped like the parameters
+        self.slot_data: list = []  # their buffers (autograd may rebind a grad's _data)
+
+    def allocate(self) -> None:
+        from ..creation import zeros
+        p0 = self.params[0]
+        self.flat = zeros(self.numel, dtype=p0.dtype, device=p0.device)
+        self.slots = [self.flat[off:off + p.numel()].view(p.shape)
+                      for p, off in zip(self.params, self.offsets)]
+        self.slot_data = [v._data for v in self.slots]
 
 
 def bucket_assignment(params: Sequence[Any], cap_bytes: int,
@@ -78,7 +91,12 @@ class DistributedDataParallel(Module):
     is ``.module``. Gradients are averaged over the ranks during backward; inside
     ``no_sync()`` they only accumulate locally. ``find_unused_parameters=True`` lets the
     forward leave some parameters out of the graph (they count as zero gradients).
-    ``sync_stats`` tells how much of the last reduction was hidden behind backward.
+    ``gradient_as_bucket_view=True`` makes each ``.grad`` a view of its bucket after the
+    first synced backward: no copy back after the reduction and no second copy of the
+    gradients in memory (the copy in stays: backward adds into ``.grad`` out of place).
+    ``static_graph`` and ``check_reduction`` are accepted (buckets are fixed at wrap time
+    anyway). ``sync_stats`` tells how much of the last reduction was
+    hidden behind backward.
 
     >>> from lightgrad import nn                                            # doctest: +SKIP
     >>> ddp = nn.parallel.DistributedDataParallel(nn.Linear(3, 1))          # doctest: +SKIP
@@ -89,7 +107,9 @@ class DistributedDataParallel(Module):
     def __init__(self, module: Module, device_ids: Sequence[Any] | None = None,
                  output_device: Any = None, dim: int = 0, broadcast_buffers: bool = True,
                  process_group: Any = None, bucket_cap_mb: float | None = 25,
-                 find_unused_parameters: bool = False, **kwargs: Any):
+                 find_unused_parameters: bool = False, check_reduction: bool = False,
+                 gradient_as_bucket_view: bool = False, static_graph: bool = False,
+                 **kwargs: Any):
         super().__init__()
         from ..distributed.group import get_group
         if not isinstance(module, Module):
@@ -100,6 +120,8 @@ class DistributedDataParallel(Module):
         self.device_ids = list(device_ids) if device_ids is not None else None
         self.broadcast_buffers = broadcast_buffers
         self.find_unused_parameters = find_unused_parameters
+        self.gradient_as_bucket_view = gradient_as_bucket_view
+        self.static_graph = static_graph
         self.require_backward_grad_sync = True
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         self._names = [n for n, _ in named]
@@ -112,16 +134,17 @@ class DistributedDataParallel(Module):
         self._buckets = [_Bucket(k, [self._params[i] for i in idx],
                                  [self._names[i] for i in idx])
                          for k, idx in enumerate(assignment)]
-        self._where = {}
+        self._where, self._index = {}, {}
         for b in self._buckets:
-            for p in b.params:
-                self._where[id(p)] = b
+            for i, p in enumerate(b.params):
+                self._where[id(p)], self._index[id(p)] = b, i
         self._prepare(None)
         self._expect_hooks = False
         # the last synced backward: seconds it waited at its end for the reductions (and
         # launched the buckets left), and the fraction of gradient elements whose
         # all-reduce had already finished when backward ended (hidden behind it)
-        self.sync_stats = {"wait_s": 0.0, "reduced_during_backward": 0.0}
+        self.sync_stats = {"wait_s": 0.0, "reduced_during_backward": 0.0, "launch_s": 0.0}
+        self._launch_s = 0.0
         self._numel = sum(b.numel for b in self._buckets)
         for p in self._params:
             p.register_post_accumulate_grad_hook(self._grad_ready)
@@ -171,8 +194,9 @@ class DistributedDataParallel(Module):
             self._unused = {id(p) for p in self._params if id(p) not in used}
         for b in self._buckets:
             b.pending = sum(1 for p in b.params if id(p) not in self._unused)
-            b.work, b.flat = None, None
+            b.work = None
         self._next = 0
+        self._launch_s = 0.0
         self._in_backward = False
         self._ready: set[int] = set()
 
@@ -185,6 +209,9 @@ class DistributedDataParallel(Module):
             autograd.queue_callback(self._finish)
         self._ready.add(id(param))
         bucket = self._where[id(param)]
+        start = time.perf_counter()
+        self._fill(bucket, self._index[id(param)])
+        self._launch_s += time.perf_counter() - start
         bucket.pending -= 1
         self._launch_ready()
         for b in self._buckets[:self._next]:  # let MPI progress the reductions in flight
@@ -193,16 +220,40 @@ class DistributedDataParallel(Module):
 
     def _launch_ready(self) -> None:
         """Launch, in bucket order, every bucket whose gradients are all there."""
-        from ..distributed import all_reduce
-        from ..functions import cat
         while self._next < len(self._buckets) and self._buckets[self._next].pending <= 0:
-            b = self._buckets[self._next]
-            with no_grad():
-                grads = [p.grad.reshape(-1) if p.grad is not None else
-                         _zeros_like_flat(p) for p in b.params]
-                b.flat = cat(grads) if len(grads) > 1 else grads[0].clone()
-            b.work = all_reduce(b.flat, async_op=True)
+            start = time.perf_counter()
+            self._launch(self._buckets[self._next])
             self._next += 1
+            self._launch_s += time.perf_counter() - start
+
+    def _fill(self, b: _Bucket, i: int) -> None:
+        """Parameter ``i``'s gradient / world size into its slot of the bucket, as soon as
+        it is ready (while it is still in cache, as PyTorch's reducer does)."""
+        if b.flat is None:
+            b.allocate()
+        p, slot, data = b.params[i], b.slots[i], b.slot_data[i]
+        backend = b.flat.device.backend
+        g = p.grad
+        if g is slot:
+            if slot._data is not data:  # backward accumulated out of place
+                backend.assign(data, slot._data)
+                slot._data = data
+        elif g is None:  # unused parameter: counts as zeros
+            backend.assign(data, 0)
+            return
+        else:
+            backend.assign(data, g._data)
+        if self._world > 1:
+            backend.binary_inplace("div", data, float(self._world))
+
+    def _launch(self, b: _Bucket) -> None:
+        """All-reduce a bucket (the slots of parameters without gradient set to zero)."""
+        from ..distributed import all_reduce
+        for i, p in enumerate(b.params):
+            if id(p) not in self._ready:
+                self._fill(b, i)
+        b.flat._version[0] += 1
+        b.work = all_reduce(b.flat, async_op=True)
 
     def _finish(self) -> None:
         """End of backward: launch what is left, wait, write averaged gradients back."""
@@ -225,19 +276,17 @@ class DistributedDataParallel(Module):
         for b in self._buckets:
             b.work.wait()
         self.sync_stats = {"wait_s": time.perf_counter() - start,
-                           "reduced_during_backward": done / max(1, self._numel)}
-        with no_grad():
-            for b in self._buckets:
-                b.flat.div_(self._world)
-                for p, off in zip(b.params, b.offsets):
-                    if used is not None and not used[id(p)]:
-                        continue
-                    value = b.flat[off:off + p.numel()].reshape(p.shape)
-                    if p.grad is None:
-                        p.grad = value.clone()
-                    else:
-                        p.grad.copy_(value)
-                b.work, b.flat = None, None
+                           "reduced_during_backward": done / max(1, self._numel),
+                           "launch_s": self._launch_s}
+        for b in self._buckets:
+            b.work = None
+            for p, slot in zip(b.params, b.slots):
+                if used is not None and not used[id(p)]:
+                    continue
+                if self.gradient_as_bucket_view or p.grad is None:
+                    p.grad = slot if self.gradient_as_bucket_view else slot.clone()
+                elif p.grad is not slot:
+                    _write_into(p.grad, slot)
 
     def _globally_used(self) -> dict[int, bool]:
         """Which parameters got a gradient on at least one rank."""
@@ -249,9 +298,13 @@ class DistributedDataParallel(Module):
         return {id(p): bool(f) for p, f in zip(self._params, flags.tolist())}
 
 
-def _zeros_like_flat(p: Any) -> Any:
-    from ..creation import zeros
-    return zeros(p.numel(), dtype=p.dtype, device=p.device)
+def _write_into(grad: Any, value: Any) -> None:
+    """``grad[...] = value`` in grad's own memory (a fresh copy if that is read-only)."""
+    try:
+        grad.device.backend.assign(grad._data, value._data)
+        grad._version[0] += 1
+    except ValueError:  # a read-only (broadcast) buffer
+        grad._data = value.clone()._data
 
 
 def _leaves_reached(out: Any) -> set[int]:

@@ -41,3 +41,47 @@ def test_errors_before_init_and_bad_arguments():
     assert not dist.is_initialized()
     assert dist.ReduceOp("avg") is dist.ReduceOp.AVG
     assert isinstance(dist.is_available(), bool)
+
+
+@pytest.mark.skipif(dist.is_nccl_available(), reason="NCCL is available here")
+def test_nccl_backend_without_gpu_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="'nccl' backend needs CuPy with NCCL and a GPU"):
+        dist.init_process_group("nccl")
+    assert not dist.is_initialized()
+    assert dist.is_nccl_available() is False
+
+
+def test_subgroups_and_objects_need_a_job():
+    for call in (lambda: dist.new_group([0]), lambda: dist.reduce(lg.ones(1)),
+                 lambda: dist.send(lg.ones(1), dst=1),
+                 lambda: dist.all_gather_object([None], 1)):
+        with pytest.raises(RuntimeError, match="not initialized"):
+            call()
+
+
+def test_progress_thread_completes_requests_and_reports_errors():
+    from lightgrad.distributed.progress import ProgressThread
+
+    class Request:  # completes at its n-th test, or raises there
+        def __init__(self, n, error=None):
+            self.n, self.error, self.tests = n, error, 0
+
+        def Test(self):
+            self.tests += 1
+            if self.tests >= self.n and self.error:
+                raise self.error
+            return self.tests >= self.n
+
+    thread = ProgressThread()
+    reqs = [Request(1), Request(5), Request(20)]
+    done = [thread.track(q) for q in reqs]
+    assert thread.wait_idle(timeout=10.0)
+    assert all(d() for d in done) and [q.tests for q in reqs] == [1, 5, 20]
+    assert thread.polls == 26
+    failing = thread.track(Request(3, error=ValueError("truncated")))
+    assert failing.event.wait(10.0)
+    with pytest.raises(ValueError, match="truncated"):
+        failing()
+    thread.stop()
+    with pytest.raises(RuntimeError, match="stopped"):
+        thread.track(Request(1))

@@ -125,6 +125,25 @@ except RuntimeError as e:
     assert f"'1.weight' has shape (3, 4) on rank {n - 1} but (2, 4) on rank 0" in str(e), e
 else:
     raise AssertionError("no error for mismatched shapes")
+
+# 7. gradient_as_bucket_view (and static_graph accepted): .grad are views of the buckets,
+# training equals 1 process x N*b, also zeroing in place and accumulating (no_sync)
+ref = make(); opt_ref = lg.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+local = make()
+ddp = DDP(local, bucket_cap_mb=0.0002, gradient_as_bucket_view=True, static_graph=True)
+opt = lg.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
+for k in range(K):
+    x, y = batches(30 + k)
+    opt.zero_grad(set_to_none=(k == 0)); opt_ref.zero_grad(set_to_none=(k == 0))
+    with ddp.no_sync():
+        loss_of(ddp, x[r * b:(r + 1) * b], y[r * b:(r + 1) * b]).backward()
+    loss_of(ddp, x[r * b:(r + 1) * b], y[r * b:(r + 1) * b]).backward()
+    loss_of(ref, x, y).backward(); loss_of(ref, x, y).backward()
+    opt.step(); opt_ref.step()
+    for bucket in ddp._buckets:
+        for p, slot in zip(bucket.params, bucket.slots):
+            assert p.grad is slot and np.shares_memory(p.grad._data, bucket.flat._data)
+assert max_diff(local, ref) < 1e-12, max_diff(local, ref)
 print(f"OK rank {r}")
 """
 

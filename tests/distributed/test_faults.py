@@ -1,5 +1,6 @@
 """A rank that raises, dies or hangs makes the others stop with an error naming it (or
-the timeout), within a short timeout set here — never a silent hang."""
+the timeout), within a short timeout set here — never a silent hang (also while they wait
+for an asynchronous collective that the progress thread drives)."""
 from __future__ import annotations
 
 import time
@@ -21,7 +22,8 @@ if r == 1:
         os.kill(os.getpid(), 9)
     if sys.argv[1] == "hang":
         time.sleep(60)
-dist.all_reduce(t)
+work = dist.all_reduce(t, async_op=True)  # driven by the progress thread, waited here
+work.wait()
 print(f"rank {r} finished")
 """
 
