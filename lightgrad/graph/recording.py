@@ -116,7 +116,7 @@ class RecordingBackend(Backend):
         result = None
         if self.execute:
             self._recorded += 1
-            if self._recorded % PRUNE_EVERY == 0:
+            if PRUNE and self._recorded % PRUNE_EVERY == 0:
                 self._prune()
             result = getattr(self.real, op)(*self._real(args))
             uses = self._uses
@@ -219,6 +219,9 @@ class RecordingBackend(Backend):
 
 PRUNE_EVERY = 32
 """Recorded calls between two ``RecordingBackend._prune`` sweeps while executing."""
+PRUNE = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
+"""The sweep counts references the way CPython 3.8-3.13 does (3.14 skips some increments:
+a held node could look free); elsewhere a trace keeps every intermediate to the end."""
 _HELD_BY_PRUNE = 5  # references to a node that _prune's own loop and the graph make
 _KEPT_OPS = ("input", "param", "constant")  # their buffers belong to the caller or graph
 
