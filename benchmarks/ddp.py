@@ -46,7 +46,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -128,6 +128,29 @@ def best_wall_cpu(fns: dict[str, Callable[[], object]], rounds: int,
     return out
 
 
+def overlap_steps(model: Any, ddp: Any, x: Any, y: Any, flats: list,
+                  all_reduce: Callable, after_ddp: Callable[[], None] | None = None
+                  ) -> dict[str, Callable[[], None]]:
+    """The three steps the overlap figure times, for either framework: forward + backward on
+    the bare ``model`` ("plain") and through ``ddp`` (then ``after_ddp``), and the async
+    ``all_reduce`` of every bucket-sized tensor in ``flats`` alone ("comm")."""
+    def bare() -> None:
+        model.zero_grad(set_to_none=True)
+        model(x, y)[1].backward()
+
+    def wrapped() -> None:
+        model.zero_grad(set_to_none=True)
+        ddp(x, y)[1].backward()
+        if after_ddp is not None:
+            after_ddp()
+
+    def comm_only() -> None:
+        works = [all_reduce(f, async_op=True) for f in flats]
+        for w in works:
+            w.wait()
+    return {"plain": bare, "ddp": wrapped, "comm": comm_only}
+
+
 def overlap_lg(name: str, args: argparse.Namespace, rank: int) -> dict:
     """T_plain, T_ddp, T_comm (ms) and DDP's sync_stats for one model, lightgrad."""
     import lightgrad.distributed as dist
@@ -140,25 +163,10 @@ def overlap_lg(name: str, args: argparse.Namespace, rank: int) -> dict:
     x, y = (lg.tensor(a) for a in batches(config, MODELS[name]["batch"] or args.batch,
                                           seed=rank)[0])
     stats: list[dict] = []
-
-    def bare() -> None:
-        model.zero_grad(set_to_none=True)
-        model(x, y)[1].backward()
-
-    def wrapped() -> None:
-        model.zero_grad(set_to_none=True)
-        ddp(x, y)[1].backward()
-        stats.append(dict(ddp.sync_stats))
-
     flats = [lg.zeros(b.numel) for b in ddp._buckets]
-
-    def comm_only() -> None:
-        works = [dist.all_reduce(f, async_op=True) for f in flats]
-        for w in works:
-            w.wait()
-
-    ms = best_wall_cpu({"plain": bare, "ddp": wrapped, "comm": comm_only}, args.rounds,
-                       sync=dist.barrier)
+    steps = overlap_steps(model, ddp, x, y, flats, dist.all_reduce,
+                          lambda: stats.append(dict(ddp.sync_stats)))
+    ms = best_wall_cpu(steps, args.rounds, sync=dist.barrier)
     ms.update({k: float(np.median([st[k] for st in stats])) * (1e3 if k.endswith("_s") else 1)
                for k in ("wait_s", "launch_s", "reduced_during_backward")})
     ms["buckets"] = [b.numel for b in ddp._buckets]
@@ -181,24 +189,9 @@ def overlap_torch(name: str, args: argparse.Namespace, rank: int, buckets: list)
         gradient_as_bucket_view=args.gradient_as_bucket_view)
     x, y = (torch.tensor(a) for a in batches(config, MODELS[name]["batch"] or args.batch,
                                              seed=rank)[0])
-
-    def bare() -> None:
-        model.zero_grad(set_to_none=True)
-        model(x, y)[1].backward()
-
-    def wrapped() -> None:
-        model.zero_grad(set_to_none=True)
-        ddp(x, y)[1].backward()
-
     flats = [torch.zeros(n) for n in buckets]
-
-    def comm_only() -> None:
-        works = [tdist.all_reduce(f, async_op=True) for f in flats]
-        for w in works:
-            w.wait()
-
-    return best_wall_cpu({"plain": bare, "ddp": wrapped, "comm": comm_only}, args.rounds,
-                         sync=tdist.barrier)
+    return best_wall_cpu(overlap_steps(model, ddp, x, y, flats, tdist.all_reduce),
+                         args.rounds, sync=tdist.barrier)
 
 
 def rank_main(args: argparse.Namespace) -> None:

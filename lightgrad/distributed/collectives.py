@@ -70,10 +70,63 @@ def _root(g: ProcessGroup, what: str, rank: Any, name: str) -> int:
     return g.ranks.index(rank)
 
 
+def _start(group: Any, what: str, *tensors: Any) -> ProcessGroup | None:
+    """The group ``what`` runs on, once ``tensors`` are checked; None when this rank is not
+    in it (the collective is then skipped)."""
+    g = resolve(group, what)
+    if g is not None:
+        for t in tensors:
+            _check_tensor(what, t, g)
+    return g
+
+
+def _start_at(group: Any, what: str, tensor: Any, rank: Any, name: str,
+              group_rank: Callable[[ProcessGroup, str, Any, str], int] = _root
+              ) -> tuple[ProcessGroup, int] | None:
+    """``_start`` of a message of ``tensor`` to or from global ``rank`` (argument ``name``):
+    the group, usable, and ``group_rank`` of ``rank`` in it; None when this rank is not in
+    the group."""
+    g = _start(group, what, tensor)
+    if g is None:
+        return None
+    peer = group_rank(g, what, rank, name)
+    g.ensure_usable(what)
+    return g, peer
+
+
+def _start_reduce(group: Any, what: str, op: Any, *tensors: Any
+                  ) -> tuple[ProcessGroup, ReduceOp] | None:
+    """``_start`` for a reduction: the group and the ``ReduceOp`` that ``op`` names (checked
+    before the tensors); None when this rank is not in the group."""
+    g = resolve(group, what)
+    if g is None:
+        return None
+    op = as_reduce_op(op, what)
+    for t in tensors:
+        _check_tensor(what, t, g)
+    return g, op
+
+
+def _wire_op(what: str, op: ReduceOp, dtype: Any) -> str:
+    """The backend's name of ``op`` on NumPy ``dtype``: AVG travels as a sum that ``_avg``
+    divides afterwards, so it needs a floating dtype."""
+    if op is ReduceOp.AVG and dtype.kind != "f":
+        raise TypeError(f"{what}: ReduceOp.AVG needs a floating tensor, got {dtype}")
+    return "sum" if op is ReduceOp.AVG else op.value
+
+
 def _avg(what: str, buf: Any, n: int) -> None:
     if buf.dtype.kind != "f":
         raise TypeError(f"{what}: ReduceOp.AVG needs a floating tensor, got {buf.dtype}")
     buf /= n
+
+
+def _write_reduced(g: ProcessGroup, what: str, op: ReduceOp, t: Any, view: Any,
+                   buf: Any) -> None:
+    """``_write`` of a reduction's result, divided by the group size first for AVG."""
+    if op is ReduceOp.AVG:
+        _avg(what, buf, g.size)
+    _write(t, view, buf)
 
 
 def all_reduce(tensor: Any, op: ReduceOp | str = ReduceOp.SUM, group: Any = None,
@@ -85,23 +138,16 @@ def all_reduce(tensor: Any, op: ReduceOp | str = ReduceOp.SUM, group: Any = None
     >>> dist.all_reduce(t, op=dist.ReduceOp.MAX); t             # doctest: +SKIP
     tensor([2., 2.])
     """
-    g = resolve(group, "all_reduce")
-    if g is None:
+    started = _start_reduce(group, "all_reduce", op, tensor)
+    if started is None:
         return None
-    op = as_reduce_op(op, "all_reduce")
-    _check_tensor("all_reduce", tensor, g)
+    g, op = started
     g.ensure_usable("all_reduce")
-    if op is ReduceOp.AVG and tensor.dtype.np.kind != "f":
-        raise TypeError(f"all_reduce: ReduceOp.AVG needs a floating tensor, got "
-                        f"{tensor.dtype.name}")
+    wire_op = _wire_op("all_reduce", op, tensor.dtype.np)
     view, buf = _stage(g, tensor)
-    request = g.backend.all_reduce(buf, "sum" if op is ReduceOp.AVG else op.value)
-
-    def finish() -> None:
-        if op is ReduceOp.AVG:
-            _avg("all_reduce", buf, g.size)
-        _write(tensor, view, buf)
-    return _run(g, "all_reduce", request, finish, async_op)
+    request = g.backend.all_reduce(buf, wire_op)
+    return _run(g, "all_reduce", request,
+                lambda: _write_reduced(g, "all_reduce", op, tensor, view, buf), async_op)
 
 
 def broadcast(tensor: Any, src: int = 0, group: Any = None,
@@ -113,12 +159,10 @@ def broadcast(tensor: Any, src: int = 0, group: Any = None,
     >>> dist.broadcast(t, src=0); t                             # doctest: +SKIP
     tensor([0])
     """
-    g = resolve(group, "broadcast")
-    if g is None:
+    started = _start_at(group, "broadcast", tensor, src, "src")
+    if started is None:
         return None
-    _check_tensor("broadcast", tensor, g)
-    root = _root(g, "broadcast", src, "src")
-    g.ensure_usable("broadcast")
+    g, root = started
     view, buf = _stage(g, tensor)
     request = g.backend.broadcast(buf, root)
     return _run(g, "broadcast", request, lambda: _write(tensor, view, buf), async_op)
@@ -146,11 +190,9 @@ def all_gather_into_tensor(output_tensor: Any, input_tensor: Any, group: Any = N
     >>> out                                                     # doctest: +SKIP
     tensor([0., 1.])
     """
-    g = resolve(group, "all_gather_into_tensor")
+    g = _start(group, "all_gather_into_tensor", input_tensor, output_tensor)
     if g is None:
         return None
-    _check_tensor("all_gather_into_tensor", input_tensor, g)
-    _check_tensor("all_gather_into_tensor", output_tensor, g)
     if output_tensor.numel() != input_tensor.numel() * g.size or \
             output_tensor.dtype is not input_tensor.dtype:
         raise ValueError(f"all_gather_into_tensor: output {tuple(output_tensor.shape)} "
@@ -173,10 +215,9 @@ def all_gather(tensor_list: list, tensor: Any, group: Any = None,
     >>> dist.all_gather(out, lg.tensor([float(dist.get_rank())])); out   # doctest: +SKIP
     [tensor([0.]), tensor([1.])]
     """
-    g = resolve(group, "all_gather")
+    g = _start(group, "all_gather", tensor)
     if g is None:
         return None
-    _check_tensor("all_gather", tensor, g)
     _check_list("all_gather", tensor_list, tensor, g)
     g.ensure_usable("all_gather")
     _, send = _stage(g, tensor)
@@ -201,12 +242,10 @@ def reduce_scatter_tensor(output: Any, input: Any, op: ReduceOp | str = ReduceOp
     >>> out                                     # on rank 1 of 2   # doctest: +SKIP
     tensor([4.])
     """
-    g = resolve(group, "reduce_scatter_tensor")
-    if g is None:
+    started = _start_reduce(group, "reduce_scatter_tensor", op, input, output)
+    if started is None:
         return None
-    op = as_reduce_op(op, "reduce_scatter_tensor")
-    _check_tensor("reduce_scatter_tensor", input, g)
-    _check_tensor("reduce_scatter_tensor", output, g)
+    g, op = started
     if input.numel() != output.numel() * g.size or output.dtype is not input.dtype:
         raise ValueError(f"reduce_scatter_tensor: input {tuple(input.shape)} "
                          f"{input.dtype.name} must hold {g.size} outputs of shape "
@@ -225,11 +264,10 @@ def reduce_scatter(output: Any, input_list: list, op: ReduceOp | str = ReduceOp.
     >>> out                                     # on rank 1 of 2   # doctest: +SKIP
     tensor([4.])
     """
-    g = resolve(group, "reduce_scatter")
-    if g is None:
+    started = _start_reduce(group, "reduce_scatter", op, output)
+    if started is None:
         return None
-    op = as_reduce_op(op, "reduce_scatter")
-    _check_tensor("reduce_scatter", output, g)
+    g, op = started
     _check_list("reduce_scatter", input_list, output, g)
     xp = g.backend.xp
     send = xp.stack([_stage(g, t)[1] for t in input_list])
@@ -238,19 +276,13 @@ def reduce_scatter(output: Any, input_list: list, op: ReduceOp | str = ReduceOp.
 
 def _reduce_scatter(g: ProcessGroup, what: str, output: Any, send: Any, op: ReduceOp,
                     async_op: bool) -> Work | None:
-    if op is ReduceOp.AVG and send.dtype.kind != "f":
-        raise TypeError(f"{what}: ReduceOp.AVG needs a floating tensor, got {send.dtype}")
+    wire_op = _wire_op(what, op, send.dtype)
     g.ensure_usable(what)
     view = g.backend.view(output)
     recv = g.backend.xp.empty(view.shape, dtype=send.dtype)
-    request = g.backend.reduce_scatter(send, recv, "sum" if op is ReduceOp.AVG else op.value)
-
-    def finish() -> None:
-        if op is ReduceOp.AVG:
-            _avg(what, recv, g.size)
-        view[...] = recv.astype(view.dtype, copy=False)
-        output._version[0] += 1
-    return _run(g, what, request, finish, async_op)
+    request = g.backend.reduce_scatter(send, recv, wire_op)
+    return _run(g, what, request, lambda: _write_reduced(g, what, op, output, view, recv),
+                async_op)
 
 
 def barrier(group: Any = None, async_op: bool = False) -> Work | None:
@@ -280,12 +312,10 @@ def all_to_all_single(output: Any, input: Any, output_split_sizes: list | None =
     >>> out                                     # on rank 1 of 2   # doctest: +SKIP
     tensor([1., 11.])
     """
-    g = resolve(group, "all_to_all_single")
+    what = "all_to_all_single"
+    g = _start(group, what, input, output)
     if g is None:
         return None
-    what = "all_to_all_single"
-    _check_tensor(what, input, g)
-    _check_tensor(what, output, g)
     if output.dtype is not input.dtype or output.shape[1:] != input.shape[1:]:
         raise ValueError(f"{what}: output {tuple(output.shape)} {output.dtype.name} and input "
                          f"{tuple(input.shape)} {input.dtype.name} must agree in dtype and "

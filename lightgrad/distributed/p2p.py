@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .collectives import _check_tensor, _root, _run, _stage, _write
+from .collectives import _check_tensor, _root, _run, _stage, _start_at, _write
 from .group import ProcessGroup, resolve
 from .work import Work
 
@@ -28,12 +28,10 @@ def _peer(g: ProcessGroup, what: str, rank: int, name: str) -> int:
 def isend(tensor: Any, dst: int, group: Any = None, tag: int = 0) -> Work | None:
     """Start sending ``tensor`` to rank ``dst``; ``wait()`` the returned ``Work`` before
     changing ``tensor``."""
-    g = resolve(group, "isend")
-    if g is None:
+    started = _start_at(group, "isend", tensor, dst, "dst", _peer)
+    if started is None:
         return None
-    _check_tensor("isend", tensor, g)
-    peer = _peer(g, "isend", dst, "dst")
-    g.ensure_usable("isend")
+    g, peer = started
     _, buf = _stage(g, tensor)
     return _run(g, "isend", g.backend.send(buf, peer, tag), lambda: None, True)
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .collectives import _avg, _check_list, _check_tensor, _root, _run, _stage, _write
-from .group import resolve
-from .reduce_op import ReduceOp, as_reduce_op
+from .collectives import (_check_list, _root, _run, _stage, _start, _start_reduce, _wire_op,
+                          _write, _write_reduced)
+from .group import ProcessGroup
+from .reduce_op import ReduceOp
 from .work import Work
 
 
@@ -26,34 +27,41 @@ def reduce(tensor: Any, dst: int = 0, op: ReduceOp | str = ReduceOp.SUM, group: 
     >>> dist.reduce(t, dst=1, op=dist.ReduceOp.MAX); t          # on rank 1 of 2   # doctest: +SKIP
     tensor([2., 2.])
     """
-    g = resolve(group, "reduce")
-    if g is None:
+    started = _start_reduce(group, "reduce", op, tensor)
+    if started is None:
         return None
-    op = as_reduce_op(op, "reduce")
-    _check_tensor("reduce", tensor, g)
+    g, op = started
     root = _root(g, "reduce", dst, "dst")
-    if op is ReduceOp.AVG and tensor.dtype.np.kind != "f":
-        raise TypeError(f"reduce: ReduceOp.AVG needs a floating tensor, got "
-                        f"{tensor.dtype.name}")
+    wire_op = _wire_op("reduce", op, tensor.dtype.np)
     g.ensure_usable("reduce")
     view, buf = _stage(g, tensor)
-    request = g.backend.reduce(buf, "sum" if op is ReduceOp.AVG else op.value, root)
+    request = g.backend.reduce(buf, wire_op, root)
 
     def finish() -> None:
         if g.rank == root:
-            if op is ReduceOp.AVG:
-                _avg("reduce", buf, g.size)
-            _write(tensor, view, buf)
+            _write_reduced(g, "reduce", op, tensor, view, buf)
     return _run(g, "reduce", request, finish, async_op)
 
 
-def _only_on_root(what: str, name: str, values: Any, is_root: bool, root: int) -> None:
-    if not is_root and values:
-        raise ValueError(f"{what}: {name} must be None (or empty) on ranks other than "
-                         f"{'dst' if what == 'gather' else 'src'}={root}")
-    if is_root and values is None:
-        raise ValueError(f"{what}: {name} is required on rank "
-                         f"{'dst' if what == 'gather' else 'src'}={root}")
+def _start_rooted(group: Any, what: str, tensor: Any, rank: Any, name: str,
+                  tensors: list | None, list_name: str) -> tuple[ProcessGroup, int] | None:
+    """The group and group rank of root ``rank`` (argument ``name``) of gather/scatter, once
+    ``tensor`` and ``tensors`` (argument ``list_name``, given on the root alone) are checked;
+    None when this rank is not in the group."""
+    g = _start(group, what, tensor)
+    if g is None:
+        return None
+    root = _root(g, what, rank, name)
+    is_root = g.rank == root
+    if not is_root and tensors:
+        raise ValueError(f"{what}: {list_name} must be None (or empty) on ranks other than "
+                         f"{name}={rank}")
+    if is_root and tensors is None:
+        raise ValueError(f"{what}: {list_name} is required on rank {name}={rank}")
+    if is_root:
+        _check_list(what, tensors, tensor, g)
+    g.ensure_usable(what)
+    return g, root
 
 
 def gather(tensor: Any, gather_list: list | None = None, dst: int = 0, group: Any = None,
@@ -68,16 +76,11 @@ def gather(tensor: Any, gather_list: list | None = None, dst: int = 0, group: An
     >>> out                                     # on rank 0 of 2   # doctest: +SKIP
     [tensor([0.]), tensor([1.])]
     """
-    g = resolve(group, "gather")
-    if g is None:
+    started = _start_rooted(group, "gather", tensor, dst, "dst", gather_list, "gather_list")
+    if started is None:
         return None
-    _check_tensor("gather", tensor, g)
-    root = _root(g, "gather", dst, "dst")
+    g, root = started
     is_root = g.rank == root
-    _only_on_root("gather", "gather_list", gather_list, is_root, dst)
-    if is_root:
-        _check_list("gather", gather_list, tensor, g)
-    g.ensure_usable("gather")
     _, send = _stage(g, tensor)
     recv = g.backend.xp.empty((g.size,) + tuple(send.shape), dtype=send.dtype) \
         if is_root else None
@@ -103,16 +106,12 @@ def scatter(tensor: Any, scatter_list: list | None = None, src: int = 0, group: 
     >>> t                                       # on rank 1 of 2   # doctest: +SKIP
     tensor([11.])
     """
-    g = resolve(group, "scatter")
-    if g is None:
+    started = _start_rooted(group, "scatter", tensor, src, "src", scatter_list,
+                            "scatter_list")
+    if started is None:
         return None
-    _check_tensor("scatter", tensor, g)
-    root = _root(g, "scatter", src, "src")
+    g, root = started
     is_root = g.rank == root
-    _only_on_root("scatter", "scatter_list", scatter_list, is_root, src)
-    if is_root:
-        _check_list("scatter", scatter_list, tensor, g)
-    g.ensure_usable("scatter")
     view, recv = _stage(g, tensor)
     send = g.backend.xp.stack([_stage(g, t)[1] for t in scatter_list]) if is_root else None
     request = g.backend.scatter(send, recv, root)

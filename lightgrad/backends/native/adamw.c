@@ -11,32 +11,20 @@
 #include <math.h>
 #include <stdint.h>
 
-void lg_adamw_f32(float* p, const float* g, float* m, float* v, int64_t n, float decay,
-                  float one_minus_beta1, float beta2, float one_minus_beta2, float bias2,
-                  float eps, float step_size)
-{
-    #pragma omp simd
-    for (int64_t i = 0; i < n; i++) {
-        float pi = p[i] * decay;
-        float mi = m[i] + (g[i] - m[i]) * one_minus_beta1;
-        float vi = v[i] * beta2 + g[i] * g[i] * one_minus_beta2;
-        p[i] = pi - mi / (sqrtf(vi) / bias2 + eps) * step_size;
-        m[i] = mi;
-        v[i] = vi;
-    }
+/* lg_adamw_f32 and lg_adamw_f64: SQRT is sqrtf or sqrt. */
+#define DEFINE_ADAMW(T, SUF, SQRT)                                                         \
+void lg_adamw_##SUF(T *p, const T *g, T *m, T *v, int64_t n, T decay, T one_minus_beta1,   \
+                    T beta2, T one_minus_beta2, T bias2, T eps, T step_size) {             \
+    _Pragma("omp simd")                                                                    \
+    for (int64_t i = 0; i < n; i++) {                                                      \
+        T pi = p[i] * decay;                                                               \
+        T mi = m[i] + (g[i] - m[i]) * one_minus_beta1;                                     \
+        T vi = v[i] * beta2 + g[i] * g[i] * one_minus_beta2;                               \
+        p[i] = pi - mi / (SQRT(vi) / bias2 + eps) * step_size;                             \
+        m[i] = mi;                                                                         \
+        v[i] = vi;                                                                         \
+    }                                                                                      \
 }
 
-void lg_adamw_f64(double* p, const double* g, double* m, double* v, int64_t n, double decay,
-                  double one_minus_beta1, double beta2, double one_minus_beta2, double bias2,
-                  double eps, double step_size)
-{
-    #pragma omp simd
-    for (int64_t i = 0; i < n; i++) {
-        double pi = p[i] * decay;
-        double mi = m[i] + (g[i] - m[i]) * one_minus_beta1;
-        double vi = v[i] * beta2 + g[i] * g[i] * one_minus_beta2;
-        p[i] = pi - mi / (sqrt(vi) / bias2 + eps) * step_size;
-        m[i] = mi;
-        v[i] = vi;
-    }
-}
+DEFINE_ADAMW(float, f32, sqrtf)
+DEFINE_ADAMW(double, f64, sqrt)

@@ -36,39 +36,31 @@ static inline void copy_run(void *dst, const void *src, int64_t n, int64_t size)
 }
 
 /* dst[k] += src[k] for k < n: AVX-512 masks the tail of short rows, where a plain loop
- * would finish them one element at a time. */
+ * would finish them one element at a time (LANES elements a vector, PS the intrinsics'
+ * type suffix). */
 #ifdef __AVX512F__
 #include <immintrin.h>
-static inline void add_run_f32(float *dst, const float *src, int64_t n) {
-    int64_t k = 0;
-    for (; k + 16 <= n; k += 16)
-        _mm512_storeu_ps(dst + k, _mm512_add_ps(_mm512_loadu_ps(dst + k),
-                                                _mm512_loadu_ps(src + k)));
-    if (k < n) {
-        __mmask16 m = (__mmask16)((1u << (n - k)) - 1);
-        _mm512_mask_storeu_ps(dst + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + k),
-                                                        _mm512_maskz_loadu_ps(m, src + k)));
-    }
-}
-static inline void add_run_f64(double *dst, const double *src, int64_t n) {
-    int64_t k = 0;
-    for (; k + 8 <= n; k += 8)
-        _mm512_storeu_pd(dst + k, _mm512_add_pd(_mm512_loadu_pd(dst + k),
-                                                _mm512_loadu_pd(src + k)));
-    if (k < n) {
-        __mmask8 m = (__mmask8)((1u << (n - k)) - 1);
-        _mm512_mask_storeu_pd(dst + k, m, _mm512_add_pd(_mm512_maskz_loadu_pd(m, dst + k),
-                                                        _mm512_maskz_loadu_pd(m, src + k)));
-    }
+#define DEFINE_ADD_RUN(T, SUF, LANES, MASK, PS)                                            \
+static inline void add_run_##SUF(T *dst, const T *src, int64_t n) {                        \
+    int64_t k = 0;                                                                         \
+    for (; k + LANES <= n; k += LANES)                                                     \
+        _mm512_storeu_##PS(dst + k, _mm512_add_##PS(_mm512_loadu_##PS(dst + k),            \
+                                                    _mm512_loadu_##PS(src + k)));          \
+    if (k < n) {                                                                           \
+        MASK m = (MASK)((1u << (n - k)) - 1);                                              \
+        _mm512_mask_storeu_##PS(dst + k, m,                                                \
+                                _mm512_add_##PS(_mm512_maskz_loadu_##PS(m, dst + k),       \
+                                                _mm512_maskz_loadu_##PS(m, src + k)));     \
+    }                                                                                      \
 }
 #else
-static inline void add_run_f32(float *dst, const float *src, int64_t n) {
-    for (int64_t k = 0; k < n; k++) dst[k] += src[k];
-}
-static inline void add_run_f64(double *dst, const double *src, int64_t n) {
-    for (int64_t k = 0; k < n; k++) dst[k] += src[k];
+#define DEFINE_ADD_RUN(T, SUF, LANES, MASK, PS)                                            \
+static inline void add_run_##SUF(T *dst, const T *src, int64_t n) {                        \
+    for (int64_t k = 0; k < n; k++) dst[k] += src[k];                                      \
 }
 #endif
+DEFINE_ADD_RUN(float, f32, 16, __mmask16, ps)
+DEFINE_ADD_RUN(double, f64, 8, __mmask8, pd)
 
 /* The taps t in [*lo, *hi) of a pooling window starting at s that land inside [0, n). */
 static inline void taps_inside(int64_t s, int64_t n, int64_t k, int64_t d, int64_t *lo,
@@ -92,102 +84,106 @@ static inline void columns_inside(int64_t off, int64_t W, int64_t Wo, int64_t st
 
 /* im2col and col2im of one image go through a zero-padded copy of the input rows the block
  * reads, ``scratch`` (C, Hs, Ws): then every tap reads full rows, with no bounds checks.
- * Padded row pr, column pc is input row pr + oh0 * st_h - pt, column pc - pl. */
+ * Padded row pr, column pc is input row pr + r0, column pc - pl (r0 = oh0 * st_h - pt);
+ * padded columns [lo, hi) are the ones inside the input.
+ * lg_im2col / lg_col2im take the geometry as int64 g {nb, cn, sn, C, H, W, sc, sh, sw, kh,
+ * kw, st_h, st_w, pt, pl, dh, dw, Wo, oh0, rows} (one pointer argument is far cheaper to
+ * pass through ctypes than twenty); conv_geom_of reads it once for both. */
+typedef struct {
+    int64_t C, H, W, sc, sh, sw, kh, kw, st_h, st_w, pl, dh, dw, Wo, rows;
+    int64_t Hs, Ws, width, r0, lo, hi; /* derived: scratch's shape, a cols row's length, */
+} conv_geom;                           /* the first padded row's input row, inside columns */
+
+static inline conv_geom conv_geom_of(const int64_t *g) {
+    conv_geom q = {.C = g[3], .H = g[4], .W = g[5], .sc = g[6], .sh = g[7], .sw = g[8],
+                   .kh = g[9], .kw = g[10], .st_h = g[11], .st_w = g[12], .pl = g[14],
+                   .dh = g[15], .dw = g[16], .Wo = g[17], .rows = g[19]};
+    q.Hs = (q.rows - 1) * q.st_h + (q.kh - 1) * q.dh + 1;
+    q.Ws = (q.Wo - 1) * q.st_w + (q.kw - 1) * q.dw + 1;
+    q.width = q.rows * q.Wo;
+    q.r0 = g[18] * q.st_h - g[13];
+    q.lo = q.pl < q.Ws ? q.pl : q.Ws;
+    q.hi = q.W + q.pl < q.Ws ? q.W + q.pl : q.Ws;
+    return q;
+}
+
+/* The per-image helpers below stay calls: inlined into the loop over images, the geometry's
+ * fields crowd out the registers the strided loops need (col2im at stride 2 ran 1.5x
+ * slower). */
+#define NOINLINE __attribute__((noinline))
+
 #define DEFINE_CONV_KERNELS(T, SUF)                                                        \
-static void pad_rows_##SUF(T *scratch, const T *x, int64_t C, int64_t H, int64_t W,        \
-                           int64_t sc, int64_t sh, int64_t sw, int64_t r0, int64_t Hs,     \
-                           int64_t Ws, int64_t pl) {                                       \
-    int64_t lo = pl < Ws ? pl : Ws, hi = W + pl < Ws ? W + pl : Ws;                        \
-    for (int64_t c = 0; c < C; c++)                                                        \
-        for (int64_t r = 0; r < Hs; r++) {                                                 \
-            T *dst = scratch + (c * Hs + r) * Ws;                                          \
-            int64_t ih = r0 + r;                                                           \
-            if (ih < 0 || ih >= H) {                                                       \
-                memset(dst, 0, (size_t)Ws * sizeof(T));                                    \
+NOINLINE static void pad_rows_##SUF(T *scratch, const T *x, const conv_geom q) {           \
+    for (int64_t c = 0; c < q.C; c++)                                                      \
+        for (int64_t r = 0; r < q.Hs; r++) {                                               \
+            T *dst = scratch + (c * q.Hs + r) * q.Ws;                                      \
+            int64_t ih = q.r0 + r;                                                         \
+            if (ih < 0 || ih >= q.H) {                                                     \
+                memset(dst, 0, (size_t)q.Ws * sizeof(T));                                  \
                 continue;                                                                  \
             }                                                                              \
-            const T *src = x + c * sc + ih * sh;                                           \
-            for (int64_t pc = 0; pc < lo; pc++) dst[pc] = 0;                               \
-            if (sw == 1)                                                                   \
-                memcpy(dst + lo, src + (lo - pl), (size_t)(hi - lo) * sizeof(T));          \
+            const T *src = x + c * q.sc + ih * q.sh;                                       \
+            for (int64_t pc = 0; pc < q.lo; pc++) dst[pc] = 0;                             \
+            if (q.sw == 1)                                                                 \
+                memcpy(dst + q.lo, src + (q.lo - q.pl),                                    \
+                       (size_t)(q.hi - q.lo) * sizeof(T));                                 \
             else                                                                           \
-                for (int64_t pc = lo; pc < hi; pc++) dst[pc] = src[(pc - pl) * sw];        \
-            for (int64_t pc = hi; pc < Ws; pc++) dst[pc] = 0;                              \
+                for (int64_t pc = q.lo; pc < q.hi; pc++)                                   \
+                    dst[pc] = src[(pc - q.pl) * q.sw];                                     \
+            for (int64_t pc = q.hi; pc < q.Ws; pc++) dst[pc] = 0;                          \
         }                                                                                  \
 }                                                                                          \
                                                                                            \
-static void im2col_one_##SUF(T *cols, const T *x, T *scratch, int64_t C, int64_t H,        \
-                             int64_t W, int64_t sc, int64_t sh, int64_t sw, int64_t kh,    \
-                             int64_t kw, int64_t st_h, int64_t st_w, int64_t pt,           \
-                             int64_t pl, int64_t dh, int64_t dw, int64_t Wo, int64_t oh0,  \
-                             int64_t rows) {                                               \
-    int64_t Hs = (rows - 1) * st_h + (kh - 1) * dh + 1;                                    \
-    int64_t Ws = (Wo - 1) * st_w + (kw - 1) * dw + 1, width = rows * Wo;                   \
-    pad_rows_##SUF(scratch, x, C, H, W, sc, sh, sw, oh0 * st_h - pt, Hs, Ws, pl);          \
-    for (int64_t c = 0; c < C; c++)                                                        \
-        for (int64_t i = 0; i < kh; i++)                                                   \
-            for (int64_t j = 0; j < kw; j++) {                                             \
-                T *row = cols + ((c * kh + i) * kw + j) * width;                           \
-                const T *base = scratch + (c * Hs + i * dh) * Ws + j * dw;                 \
-                for (int64_t r = 0; r < rows; r++) {                                       \
-                    const T *src = base + r * st_h * Ws;                                   \
-                    if (st_w == 1)                                                         \
-                        copy_run(row + r * Wo, src, Wo, sizeof(T));                        \
+/* Each row of cols against the padded row its entries come from (every st_w-th element):  \
+ * copied into cols (im2col), or added back into scratch when add is set (col2im). */      \
+NOINLINE static void tap_rows_##SUF(T *cols, T *scratch, const conv_geom q, int add) {     \
+    for (int64_t c = 0; c < q.C; c++)                                                      \
+        for (int64_t i = 0; i < q.kh; i++)                                                 \
+            for (int64_t j = 0; j < q.kw; j++) {                                           \
+                T *row = cols + ((c * q.kh + i) * q.kw + j) * q.width;                     \
+                T *base = scratch + (c * q.Hs + i * q.dh) * q.Ws + j * q.dw;               \
+                for (int64_t r = 0; r < q.rows; r++) {                                     \
+                    T *col = row + r * q.Wo, *pad = base + r * q.st_h * q.Ws;              \
+                    if (add && q.st_w == 1)                                                \
+                        add_run_##SUF(pad, col, q.Wo);                                     \
+                    else if (add)                                                          \
+                        for (int64_t ow = 0; ow < q.Wo; ow++) pad[ow * q.st_w] += col[ow]; \
+                    else if (q.st_w == 1)                                                  \
+                        copy_run(col, pad, q.Wo, sizeof(T));                               \
                     else                                                                   \
-                        for (int64_t ow = 0; ow < Wo; ow++)                                \
-                            row[r * Wo + ow] = src[ow * st_w];                             \
+                        for (int64_t ow = 0; ow < q.Wo; ow++) col[ow] = pad[ow * q.st_w];  \
                 }                                                                          \
             }                                                                              \
 }                                                                                          \
                                                                                            \
-static void col2im_one_##SUF(T *x, const T *cols, T *scratch, int64_t C, int64_t H,        \
-                             int64_t W, int64_t sc, int64_t sh, int64_t sw, int64_t kh,    \
-                             int64_t kw, int64_t st_h, int64_t st_w, int64_t pt,           \
-                             int64_t pl, int64_t dh, int64_t dw, int64_t Wo, int64_t oh0,  \
-                             int64_t rows) {                                               \
-    int64_t Hs = (rows - 1) * st_h + (kh - 1) * dh + 1;                                    \
-    int64_t Ws = (Wo - 1) * st_w + (kw - 1) * dw + 1, width = rows * Wo;                   \
-    memset(scratch, 0, (size_t)(C * Hs * Ws) * sizeof(T));                                 \
-    for (int64_t c = 0; c < C; c++)                                                        \
-        for (int64_t i = 0; i < kh; i++)                                                   \
-            for (int64_t j = 0; j < kw; j++) {                                             \
-                const T *row = cols + ((c * kh + i) * kw + j) * width;                     \
-                T *base = scratch + (c * Hs + i * dh) * Ws + j * dw;                       \
-                for (int64_t r = 0; r < rows; r++) {                                       \
-                    T *dst = base + r * st_h * Ws;                                         \
-                    const T *src = row + r * Wo;                                           \
-                    if (st_w == 1)                                                         \
-                        add_run_##SUF(dst, src, Wo);                                     \
-                    else                                                                   \
-                        for (int64_t ow = 0; ow < Wo; ow++) dst[ow * st_w] += src[ow];     \
-                }                                                                          \
-            }                                                                              \
-    int64_t r0 = oh0 * st_h - pt;                                                          \
-    int64_t lo = pl < Ws ? pl : Ws, hi = W + pl < Ws ? W + pl : Ws;                        \
-    for (int64_t c = 0; c < C; c++)                                                        \
-        for (int64_t r = 0; r < Hs; r++) {                                                 \
-            int64_t ih = r0 + r;                                                           \
-            if (ih < 0 || ih >= H) continue;                                               \
-            const T *src = scratch + (c * Hs + r) * Ws;                                    \
-            T *dst = x + c * sc + ih * sh;                                                 \
-            for (int64_t pc = lo; pc < hi; pc++) dst[(pc - pl) * sw] += src[pc];           \
+/* col2im of one image: the columns summed into a zeroed scratch, its inside added to x */ \
+NOINLINE static void col2im_one_##SUF(T *x, const T *cols, T *scratch,                     \
+                                      const conv_geom q) {                                 \
+    memset(scratch, 0, (size_t)(q.C * q.Hs * q.Ws) * sizeof(T));                           \
+    tap_rows_##SUF((T *)cols, scratch, q, 1); /* with add set, cols is only read */        \
+    for (int64_t c = 0; c < q.C; c++)                                                      \
+        for (int64_t r = 0; r < q.Hs; r++) {                                               \
+            int64_t ih = q.r0 + r;                                                         \
+            if (ih < 0 || ih >= q.H) continue;                                             \
+            const T *src = scratch + (c * q.Hs + r) * q.Ws;                                \
+            T *dst = x + c * q.sc + ih * q.sh;                                             \
+            for (int64_t pc = q.lo; pc < q.hi; pc++) dst[(pc - q.pl) * q.sw] += src[pc];   \
         }                                                                                  \
 }                                                                                          \
                                                                                            \
-/* g: the geometry as int64 {nb, cn, sn, C, H, W, sc, sh, sw, kh, kw, st_h, st_w, pt, pl,   \
- * dh, dw, Wo, oh0, rows}: one pointer argument is far cheaper to pass through ctypes */   \
+/* nb = g[0] images, their column matrices cn = g[1] elements apart, sn = g[2] for x */    \
 void lg_im2col_##SUF(T *cols, const T *x, T *scratch, const int64_t *g) {                  \
-    for (int64_t n = 0; n < g[0]; n++)                                                     \
-        im2col_one_##SUF(cols + n * g[1], x + n * g[2], scratch, g[3], g[4], g[5], g[6],   \
-                         g[7], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15],       \
-                         g[16], g[17], g[18], g[19]);                                      \
+    const conv_geom q = conv_geom_of(g);                                                   \
+    for (int64_t n = 0; n < g[0]; n++) {                                                   \
+        pad_rows_##SUF(scratch, x + n * g[2], q);                                          \
+        tap_rows_##SUF(cols + n * g[1], scratch, q, 0);                                    \
+    }                                                                                      \
 }                                                                                          \
                                                                                            \
 void lg_col2im_##SUF(T *x, const T *cols, T *scratch, const int64_t *g) {                  \
+    const conv_geom q = conv_geom_of(g);                                                   \
     for (int64_t n = 0; n < g[0]; n++)                                                     \
-        col2im_one_##SUF(x + n * g[2], cols + n * g[1], scratch, g[3], g[4], g[5], g[6],   \
-                         g[7], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15],       \
-                         g[16], g[17], g[18], g[19]);                                      \
+        col2im_one_##SUF(x + n * g[2], cols + n * g[1], scratch, q);                       \
 }                                                                                          \
                                                                                            \
 static inline void pool_inside_##SUF(T *out, int64_t *index, const T *x, int64_t P,       \
