@@ -10,8 +10,9 @@ lightgrad's ratio to onnxruntime (target <= 1.5x) and to tract. lightgrad runs u
 ``no_grad``, so repeated calls replay the compiled plan of ``lightgrad/onnx/fast.py`` and
 ``plan.py``; ``--eager`` turns that off (node-by-node evaluation).
 
-The three runtimes take turns within each of 7 rounds and the best round counts. By
-default the clock is the process's CPU time (``time.process_time``, every thread's): on a
+The three runtimes take turns within each of 7 rounds (each at least 50 ms of calls) and
+the best round counts. By default the clock is the process's CPU time
+(``time.process_time``, every thread's): on a
 machine shared with other jobs, elapsed time mostly measures waiting for a core, while CPU
 time is the work done (a runtime whose threads spin while waiting is charged for it).
 ``--clock wall`` measures elapsed time instead (meaningful on an idle machine).
@@ -29,21 +30,29 @@ import numpy as np
 import lightgrad as lg
 
 
-def best_ms(fns: list, iters: int, clock=time.perf_counter, rounds: int = 7) -> list[float]:
-    """Best of ``rounds`` rounds of ``iters // rounds`` calls of each function, the
-    functions taking turns in each round (so load from other processes hits them alike),
-    in ms per call by ``clock``: ``time.process_time`` counts the CPU time the whole
-    process used (every thread), which waiting for a core doesn't inflate."""
+def best_ms(fns: list, iters: int, clock=time.perf_counter, rounds: int = 7,
+            window: float = 0.05) -> list[float]:
+    """Best of ``rounds`` rounds of at least ``iters // rounds`` calls of each function (and
+    enough calls to fill ``window`` seconds), the functions taking turns in each round (so
+    load from other processes hits them alike), in ms per call by ``clock``:
+    ``time.process_time`` counts the CPU time the whole process used (every thread), which
+    waiting for a core doesn't inflate. The window matters for it: with more than one
+    thread, Linux adds other threads' CPU time at scheduler ticks (4 ms), so a round of a
+    few milliseconds can be charged a whole extra tick (measured: a 0.22 ms call timed as
+    0.42 over 20 calls, 0.22 over 200)."""
+    counts = []
     for fn in fns:
         fn()
+        t0 = time.perf_counter()
+        fn()
+        counts.append(max(1, iters // rounds, int(window / (time.perf_counter() - t0)) + 1))
     best = [float("inf")] * len(fns)
-    per_round = max(1, iters // rounds)
     for _ in range(rounds):
         for i, fn in enumerate(fns):
             t0 = clock()
-            for _ in range(per_round):
+            for _ in range(counts[i]):
                 fn()
-            best[i] = min(best[i], (clock() - t0) / per_round)
+            best[i] = min(best[i], (clock() - t0) / counts[i])
     return [b * 1e3 for b in best]
 
 

@@ -17,9 +17,11 @@ what the eager path computes). The recorded graph is then prepared for replay:
 
 On the CPU the prepared graph is also compiled into a ``NumpyPlan`` (``plan.py``): a flat
 list of NumPy calls writing into arrays allocated once (im2col convolutions with the bias
-in the product, fused 2x2 max pools, views taken at plan time, BLAS products split over
-threads by the plan); a plan is only kept when it reproduces the traced call's outputs,
-and a call that finds it busy (another thread) runs the ``Executor`` instead.
+in the product, fused 2x2 max pools, Winograd convolutions ending in their pool, the
+backend's C kernels called straight into the plan's arrays, views taken at plan time, BLAS
+products split over threads by the plan); a plan is only kept when it reproduces the
+traced call's outputs, and a call that finds it busy (another thread) runs the
+``Executor`` instead.
 
 Later calls with the same signature replay that plan (or function): no op table, no Tensor
 objects per node, no autograd. A replay is only used while every initializer still holds the

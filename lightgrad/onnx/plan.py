@@ -14,12 +14,19 @@ through the generic ``Executor``:
   ``(C_out, C_in*kh*kw)`` once, with the bias appended as one more column that meets a
   row of ones in the columns (so the bias add is part of the product); the input lives in
   a zero-padded array that the node computing it writes straight into (its border is
-  never written, so padding costs nothing per call). The columns are copied by the C
-  kernel ``kernels/im2col.c``; without it (no compiler, ``LIGHTGRAD_NATIVE=0``) by one
-  strided NumPy copy, which for stride 1 copies whole padded rows, so the product's rows
-  carry ``kw - 1`` extra columns that the conv's (view) value leaves out. Images go a few
-  at a time (columns still in cache for the product), and the products are split into
-  column blocks OpenBLAS runs faster;
+  never written, so padding costs nothing per call). The columns are copied by the CPU
+  backend's C im2col (``backends/native/conv.c``, of the padded input with no padding);
+  without it (no compiler, ``LIGHTGRAD_NATIVE=0``) by one strided NumPy copy, which for
+  stride 1 copies whole padded rows, so the product's rows carry ``kw - 1`` extra columns
+  that the conv's (view) value leaves out. Images go a few at a time (columns still in
+  cache for the product), and the products are split into column blocks OpenBLAS runs
+  faster. (The backend's own ``conv2d`` forward, blocked im2col or Winograd, measured
+  slower here on every convolution of the benchmark CNN: the plan's padded input and
+  bias-in-the-product save its padding copy and bias pass);
+- a 3x3, stride-1 ``conv2d`` with 16+ channels in and out whose only reader is a 2x2 max
+  pool (then maybe relu) is one Winograd F(2x2, 3x3) step (``kernels/winopool.c``, weights
+  transformed at plan time): the output tiles are the pool windows, so the output
+  transform ends in the pool and the full-size output is never written;
 - a 2x2 max-pool written as four strided slices and a ``maximum`` tree (how the ONNX
   ``MaxPool`` is imported), or a ``max_pool2d`` of that shape, with an optional ``relu``,
   is one pass of ``kernels/maxpool2.c`` (NumPy: a max over row pairs, the relu on that
@@ -28,6 +35,9 @@ through the generic ``Executor``:
 - ``matmul`` by a 2-D matrix multiplies all leading rows in one product;
 - large products (and convolutions over a batch) are split over threads by the plan, with
   OpenBLAS on one thread meanwhile (``plan_threads.py``);
+- ``layer_norm``, ``softmax`` (last axis) and a fused program's ``gelu`` call the
+  backend's C kernels (what its primitives call) straight into the plan's arrays, with the
+  pointers taken at plan time: no wrapper, allocation or copy per call;
 - other nodes call the backend's primitive and copy the result into their array.
 
 A call copies the inputs into their arrays, runs the steps, and returns copies of the
@@ -56,7 +66,7 @@ import numpy as np
 from .. import threads
 from ..graph.ir import Graph, Node
 from ..graph.passes.program import _UFUNCS
-from .plan_conv import Conv, MaxPool, Pooled
+from .plan_conv import Conv, MaxPool, Results
 from .plan_threads import LARGE_PRODUCT, PlanThreads, ranges, split_step
 
 __all__ = ["NumpyPlan", "compile_plan"]
@@ -66,8 +76,11 @@ _UNARY = {"relu": None, "neg": np.negative, "abs": np.absolute, "exp": np.exp,
           "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "sin": np.sin, "cos": np.cos,
           "reciprocal": np.reciprocal, "floor": np.floor, "ceil": np.ceil}
 _BINARY = ("add", "sub", "mul", "div", "maximum", "minimum", "pow")
+_NATIVE_UNARY = ("gelu", "gelu_tanh", "erf")
+"""Fused-program ops run as the backend's C kernel ``lg_<op>_<f32|f64>`` (what its
+primitive calls) straight into their register."""
 _LOWERED = ("select", "getitem", "permute", "reshape", "expand", "copy", "contiguous",
-            "matmul", "fused_elementwise", "conv2d", "max_pool2d")
+            "matmul", "fused_elementwise", "conv2d", "max_pool2d", "layer_norm", "softmax")
 """Primitives with a ``_Builder._<name>`` lowering (which may decline: ``False``)."""
 
 
@@ -130,6 +143,7 @@ class _Builder:
         self.users = graph.users()
         self.outputs = set(graph.outputs)
         self.convs: dict[Node, Conv] = {}
+        self.done: set[Node] = set()  # nodes an earlier step already computes
         self.nbytes = 0
 
     # ----------------------------------------------------------------- helpers
@@ -188,6 +202,8 @@ class _Builder:
 
     def lower(self, n: Node) -> None:
         op = n.op
+        if n in self.done:
+            return
         if op == "input":
             self.val[n] = self.out_array(n)
             return
@@ -228,11 +244,11 @@ class _Builder:
     def _select(self, n: Node) -> Any:
         src, k = n.args
         cell = self.val[src]
-        if isinstance(cell, Pooled):
-            if n not in self.dest:
-                return self._view(n, cell.values)
+        if isinstance(cell, Results) and isinstance(k, int) and 0 <= k < len(cell.arrays):
+            if n not in self.dest and self._view(n, cell.arrays[k]) is None:
+                return None
             out = self.val[n] = self.out_array(n)
-            self.step(partial(np.copyto, out, cell.values), "copy")
+            self.step(partial(np.copyto, out, cell.arrays[k], casting="unsafe"), "copy")
             return None
         if not isinstance(cell, list) or not isinstance(k, int):
             return False
@@ -374,18 +390,26 @@ class _Builder:
                 if dst is None or dst.dtype != t.dtype or dst.shape != tuple(t.shape):
                     dst = registers[reg] = self.alloc(t.shape, t.dtype)
             args = tuple(refs_out[r] for r in refs)
+            native = _native(op, args[0]) if op in _NATIVE_UNARY and len(args) == 1 and \
+                dst.flags.c_contiguous and args[0].shape == dst.shape and \
+                args[0].dtype == dst.dtype else None
             if op == "relu":
                 calls.append((np.maximum, args + (0,), dst))
             elif program._with_out[j] and op in _UFUNCS:
                 calls.append((_UFUNCS[op], args, dst))
+            elif native is not None:  # the backend's C kernel, straight into dst
+                ptr = _pointer()
+                calls.append((partial(native, ptr(dst), ptr(args[0]), dst.size), (args[0],)))
             else:
                 calls.append((getattr(self.backend, op), args, dst, True))
             refs_out[k + j] = dst
         self.val[n] = out
 
-        def run(calls=tuple(calls)) -> None:
+        def run(calls=tuple(calls)) -> None:  # keeps what C kernels point into: in calls
             for c in calls:
-                if len(c) == 4:
+                if len(c) == 2:
+                    c[0]()
+                elif len(c) == 4:
                     np.copyto(c[2], c[0](*c[1]), casting="unsafe")
                 else:
                     c[0](*c[1], out=c[2])
@@ -410,5 +434,66 @@ class _Builder:
             return False
         Ho, Wo = xv.shape[2] // 2, xv.shape[3] // 2
         out = self.alloc((xv.shape[0], xv.shape[1], Ho, Wo), xv.dtype)
-        self.val[n] = Pooled(out)
+        self.val[n] = Results(out)
         MaxPool.emit(self, xv, out, Ho, Wo, False)
+
+    def _layer_norm(self, n: Node) -> Any:
+        """The backend's C kernel called straight into the plan's arrays (output, mean,
+        rstd), its pointers taken once: no Python wrapper, allocation or copy per call."""
+        x, weight, bias, n_axes, eps = (self.arg(a) for a in n.args)
+        fn = _native("layer_norm", x)
+        params = [p for p in (weight, bias) if p is not None]
+        if fn is None or not n_axes or not all(
+                isinstance(p, np.ndarray) and p.dtype == x.dtype and p.flags.c_contiguous
+                for p in params):
+            return False
+        cols = int(np.prod(x.shape[x.ndim - n_axes:]))
+        if any(p.size != cols for p in params):
+            return False
+        rows = x.size // cols
+        stat = x.shape[:x.ndim - n_axes] + (1,) * n_axes
+        y, mean, rstd = (self.alloc(x.shape, x.dtype), self.alloc(stat, x.dtype),
+                         self.alloc(stat, x.dtype))
+        self.val[n] = Results(y, mean, rstd)
+        ptr = _pointer()
+        call = partial(fn, ptr(y), ptr(mean), ptr(rstd), ptr(x),
+                       None if weight is None else ptr(weight),
+                       None if bias is None else ptr(bias), rows, cols, float(eps))
+        self.step(_keeping(call, (x, y, mean, rstd, weight, bias)), "layer_norm (C)")
+
+    def _softmax(self, n: Node) -> Any:
+        """Softmax along the last axis: the backend's C kernel into the node's array."""
+        x, axis = self.arg(n.args[0]), n.args[1]
+        fn = _native("softmax", x)
+        if fn is None or axis % x.ndim != x.ndim - 1 or not x.shape[-1]:
+            return False
+        if n in self.dest and not self.dest[n].flags.c_contiguous:
+            return False
+        out = self.val[n] = self.out_array(n)
+        ptr = _pointer()
+        call = partial(fn, ptr(out), ptr(x), x.size // x.shape[-1], x.shape[-1])
+        self.step(_keeping(call, (x, out)), "softmax (C)")
+
+
+def _pointer() -> Callable[[np.ndarray], int]:
+    from ..backends import native
+    return native.pointer
+
+
+def _native(name: str, x: Any) -> Any:
+    """The CPU backend's C kernel ``lg_<name>_<f32|f64>`` for a C-contiguous, non-empty
+    float array ``x`` (what the backend's primitive calls, so the results are the same),
+    else None."""
+    if not isinstance(x, np.ndarray) or x.dtype not in _FLOATS or x.ndim == 0 or \
+            not x.size or not x.flags.c_contiguous:
+        return None
+    from ..backends.cpu_native import kernel
+    return kernel(name, x.dtype)
+
+
+def _keeping(call: Callable[[], Any], keep: tuple) -> Callable[[], None]:
+    """``call`` holding ``keep`` (the arrays its pointers point into) alive."""
+    def run(call=call, keep=keep) -> None:
+        call()
+    return run
+

@@ -8,6 +8,7 @@ import pytest
 from onnx_helpers import make_model, ort_run, small_mlp, tensor_info
 
 import lightgrad as lg
+from lightgrad.backends import cpu_native
 from lightgrad.onnx import fast, plan, plan_conv
 
 onnx = pytest.importorskip("onnx")
@@ -45,7 +46,7 @@ def _work(p: plan.NumpyPlan) -> list[str]:
 def kernels(request, monkeypatch):
     """Run each test with the C kernels (when they build here) and with NumPy only."""
     if request.param == "numpy":
-        monkeypatch.setattr(plan_conv, "_KERNELS", {"maxpool2": None, "im2col": None})
+        monkeypatch.setattr(plan_conv, "_KERNELS", dict.fromkeys(plan_conv._SIGNATURES))
     elif plan_conv.c_kernel("maxpool2") is None:
         pytest.skip("no C compiler: the C kernels can't be built here")
     return request.param
@@ -201,6 +202,13 @@ def test_exported_models_use_the_plan(tmp_path, kind, kernels):
         assert sum("max pool 2x2 " in s + " " for s in steps) == 2
     if kind == "resnet":  # strided and 1x1 convolutions too
         assert sum("conv2d im2col" in s for s in steps) >= 10
+    if kind == "transformer" and cpu_native.kernel("layer_norm", np.float32) is not None:
+        # the backend's C kernels called straight into the plan's arrays
+        assert sum(s == "layer_norm (C)" for s in steps) == 2 and "softmax (C)" in steps
+        assert not any(s.startswith("select") for s in steps)
+        x2 = np.random.default_rng(15).standard_normal(shape).astype(np.float32)
+        np.testing.assert_allclose(_replays(m, x2, calls=1), _eager(m, x2), rtol=1e-5,
+                                   atol=1e-5)
 
 
 @pytest.fixture
@@ -298,6 +306,61 @@ def test_odd_sized_max_pool_then_conv(kernels):
                                atol=1e-5)
     steps = _work(_plan_of(m))
     assert steps[0].startswith("max pool 2x2") and steps[-1].startswith("conv2d im2col")
+
+
+WINOGRAD_POOLS = [  # shape, cout, pads, bias, relu
+    ((2, 16, 8, 8), 16, [1, 1, 1, 1], True, True),
+    ((5, 16, 6, 10), 24, [2, 1, 0, 1], False, False),  # asymmetric padding, 2 x 5 windows
+    ((3, 20, 12, 4), 16, [1, 1, 1, 1], True, False),
+]
+
+
+@pytest.mark.parametrize("case", WINOGRAD_POOLS, ids=lambda c: f"{c[0]}-{c[1]}")
+@pytest.mark.parametrize("group", ["whole", "per image"])
+def test_conv_then_max_pool_by_winograd(case, group, kernels, monkeypatch, request):
+    """Conv 3x3 (16+ channels) -> (Relu) -> MaxPool 2x2, then another Conv: the first pair
+    is one Winograd step with the C kernels (writing into the next Conv's padded input),
+    im2col and the pool step without; both equal onnxruntime and the eager path, NaN
+    included."""
+    shape, cout, pads, bias, relu = case
+    if group == "per image":  # one image per group of transformed tiles, split over 2
+        monkeypatch.setattr(plan_conv, "_WINOGRAD_BYTES", 1)
+        monkeypatch.setattr(plan_conv, "LARGE_PRODUCT", 0)
+        request.getfixturevalue("two_threads")
+    rng = np.random.default_rng(14)
+    inits = {"w": rng.standard_normal((cout, shape[1], 3, 3)).astype(np.float32),
+             "k": rng.standard_normal((4, cout, 3, 3)).astype(np.float32)}
+    conv_in = ["x", "w"] + (["b"] if bias else [])
+    if bias:
+        inits["b"] = rng.standard_normal(cout).astype(np.float32)
+    nodes = [helper.make_node("Conv", conv_in, ["c"], kernel_shape=[3, 3], pads=pads)]
+    if relu:
+        nodes.append(helper.make_node("Relu", ["c"], ["r"]))
+    nodes += [helper.make_node("MaxPool", ["r" if relu else "c"], ["p"], kernel_shape=[2, 2],
+                               strides=[2, 2]),
+              helper.make_node("Conv", ["p", "k"], ["y"], kernel_shape=[3, 3],
+                               pads=[1, 1, 1, 1])]
+    model = make_model(nodes, [tensor_info("x", TensorProto.FLOAT, list(shape))],
+                       [tensor_info("y", TensorProto.FLOAT, None)], inits)
+    m = lg.onnx.load(model)
+    x = rng.standard_normal(shape).astype(np.float32)
+    got = _replays(m, x)
+    np.testing.assert_allclose(got, ort_run(model, {"x": x})[0], rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(got, _eager(m, x), rtol=1e-4, atol=1e-3)
+    steps = [s for s in _work(_plan_of(m)) if s != "pad"]  # (the importer's, asymmetric)
+    if kernels == "C":
+        assert len(steps) == 2 and steps[0].startswith("conv2d winograd (C)")
+        assert ("+ relu" in steps[0]) == relu
+        assert steps[0].endswith("[split over the batch]") == (group == "per image")
+    else:
+        assert steps[0].startswith("conv2d im2col") and steps[1].startswith("max pool")
+    x[-1, 3, 2, 1] = np.nan  # new data, with a NaN
+    got = _replays(m, x, calls=1)
+    ref = _eager(m, x)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    assert np.isnan(got).any()
+    keep = ~np.isnan(ref)
+    np.testing.assert_allclose(got[keep], ref[keep], rtol=1e-4, atol=1e-3)
 
 
 def test_views_follow_new_data():
