@@ -21,7 +21,10 @@ def _info(args: argparse.Namespace) -> int:
     print(f"lightgrad {lg.__version__}")
     print(f"python {platform.python_version()}, numpy {np.__version__}")
     print(f"devices: {', '.join(available_devices())}")
-    print("backends: cpu (NumPy)" + ("" if "cuda" not in available_devices() else ", cuda"))
+    from lightgrad.backends import native
+    print("backends: cpu" + ("" if "cuda" not in available_devices() else ", cuda"))
+    print(f"cpu kernels: {native.describe()}")
+    print(f"cpu threads: {lg.get_num_threads()}")
     return 0
 
 

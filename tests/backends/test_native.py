@@ -61,3 +61,13 @@ def test_library_is_none_when_turned_off(monkeypatch):
     monkeypatch.setenv("LIGHTGRAD_NATIVE", "0")
     monkeypatch.setattr(native, "_state", {})
     assert native.library() is None
+
+
+def test_describe_says_why_without_kernels(tmp_path, cache, monkeypatch):
+    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    with pytest.warns(RuntimeWarning, match="no-such-compiler"):
+        assert native.library() is None
+    assert "no-such-compiler" in native.describe()
+    monkeypatch.setenv("LIGHTGRAD_NATIVE", "0")
+    assert native.describe() == "NumPy only (LIGHTGRAD_NATIVE=0)"

@@ -108,10 +108,28 @@ def _load() -> Any:
     try:
         path = build(sorted(SOURCES.glob("*.c")))
     except NativeBuildError as e:
+        _state["why"] = str(e)
         warnings.warn(f"lightgrad: native CPU kernels unavailable, using NumPy ({e})",
                       RuntimeWarning, stacklevel=3)
         return None
+    _state["path"] = path
     return open_library(path, SIGNATURES)
+
+
+def describe() -> str:
+    """One line on the C kernels: in use (and where the library is), off, or why not built.
+
+    >>> describe().startswith(("NumPy + C", "NumPy only"))
+    True
+    """
+    if not enabled():
+        return "NumPy only (LIGHTGRAD_NATIVE=0)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lib = library()
+    if lib is None:
+        return f"NumPy only (C kernels not built: {_state.get('why', 'unknown reason')})"
+    return f"NumPy + C kernels ({_state.get('path', 'loaded')})"
 
 
 def open_library(path: Path, signatures: dict[str, str]) -> Any:
