@@ -41,6 +41,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import cpu_native_scan
+
 CHUNK = 16          # positions per chunk (8-32 measured alike at B=8, D=256, N=16)
 
 
@@ -157,6 +159,9 @@ class _Sequence:
 def selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                    chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(y (b, d, L), last state (b, d, N)) in u's dtype; see the module docstring."""
+    done = cpu_native_scan.selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    if done is not None:  # the C kernel ran (native/scan.c); else NumPy below
+        return done
     chunk = chunk or CHUNK
     out_dtype = u.dtype
     u, delta, A, B, C, D, z, delta_bias = _compute(u, delta, A, B, C, D, z, delta_bias)
@@ -179,6 +184,10 @@ def selective_scan_backward(grad, grad_last, u, delta, A, B, C, D, z, delta_bias
     the output gradient ``grad`` (b, d, L) and the last state's gradient ``grad_last``
     (b, d, N) or None; entries for absent optional inputs are None. Each gradient has its
     input's dtype and shape."""
+    done = cpu_native_scan.selective_scan_backward(grad, grad_last, u, delta, A, B, C, D, z,
+                                                   delta_bias, delta_softplus)
+    if done is not None:  # the C kernel ran (native/scan.c); else NumPy below
+        return done
     chunk = chunk or CHUNK
     inputs = (u, delta, A, B, C, D, z, delta_bias)
     grad, grad_last, u, delta, A, B, C, D, z, delta_bias = _compute(grad, grad_last, *inputs)
