@@ -99,20 +99,25 @@ def test_conv_plan_matches_onnxruntime_and_eager(case, kernels):
     np.testing.assert_allclose(_replays(m, x2, calls=1), _eager(m, x2), rtol=1e-5, atol=1e-5)
 
 
-def test_conv_input_computed_into_the_padded_buffer(kernels):
-    """Relu -> Conv: the relu writes straight into the conv's padded input (no copy)."""
-    rng = np.random.default_rng(3)
-    nodes = [helper.make_node("Relu", ["x"], ["r"]),
-             helper.make_node("Conv", ["r", "w"], ["y"], kernel_shape=[3, 3],
-                              pads=[1, 1, 1, 1])]
-    model = make_model(nodes, [tensor_info("x", TensorProto.FLOAT, [2, 3, 7, 7])],
-                       [tensor_info("y", TensorProto.FLOAT, [2, 4, 7, 7])],
+def _then_conv(first, x_shape: list, y_shape: list, seed: int) -> list[str]:
+    """A model ``first`` -> 3x3 Conv (pad 1, 3 -> 4 channels): checks its replay against
+    onnxruntime and returns the plan's work steps."""
+    rng = np.random.default_rng(seed)
+    nodes = [first, helper.make_node("Conv", [first.output[0], "w"], ["y"],
+                                     kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    model = make_model(nodes, [tensor_info("x", TensorProto.FLOAT, x_shape)],
+                       [tensor_info("y", TensorProto.FLOAT, y_shape)],
                        {"w": rng.standard_normal((4, 3, 3, 3)).astype(np.float32)})
     m = lg.onnx.load(model)
-    x = rng.standard_normal((2, 3, 7, 7)).astype(np.float32)
+    x = rng.standard_normal(x_shape).astype(np.float32)
     np.testing.assert_allclose(_replays(m, x), ort_run(model, {"x": x})[0], rtol=1e-4,
                                atol=1e-5)
-    steps = _work(_plan_of(m))
+    return _work(_plan_of(m))
+
+
+def test_conv_input_computed_into_the_padded_buffer(kernels):
+    """Relu -> Conv: the relu writes straight into the conv's padded input (no copy)."""
+    steps = _then_conv(helper.make_node("Relu", ["x"], ["r"]), [2, 3, 7, 7], [2, 4, 7, 7], 3)
     assert len(steps) == 2 and steps[0] == "relu"  # relu, conv: no separate copy step
     assert steps[1].startswith("conv2d im2col")
 
@@ -154,8 +159,13 @@ def test_a_plan_that_disagrees_with_the_trace_is_not_used(monkeypatch):
     def wrong(self, inputs):
         return [np.zeros_like(o) for o in self.outputs]
     monkeypatch.setattr(plan.NumpyPlan, "__call__", wrong)
+    _assert_replayed_without_a_plan(seed=6)
+
+
+def _assert_replayed_without_a_plan(seed: int) -> None:
+    """The small MLP's replays are right, and came from the Executor (no plan was kept)."""
     m = lg.onnx.load(small_mlp())
-    x = np.random.default_rng(6).standard_normal((3, 4)).astype(np.float32)
+    x = np.random.default_rng(seed).standard_normal((3, 4)).astype(np.float32)
     got = _replays(m, x)
     np.testing.assert_allclose(got, ort_run(small_mlp(), {"x": x})[0], rtol=1e-5, atol=1e-6)
     (entry,) = [e for e in m.fast_path._cache.values() if isinstance(e, fast._Replay)]
@@ -263,12 +273,7 @@ def test_max_pool_of_rows_wider_than_the_kernel_buffer(kernels):
 
 def test_a_plan_larger_than_the_memory_budget_is_not_built(monkeypatch):
     monkeypatch.setattr(plan, "MAX_BYTES", 64)  # the MLP's arrays take more
-    m = lg.onnx.load(small_mlp())
-    x = np.random.default_rng(11).standard_normal((3, 4)).astype(np.float32)
-    got = _replays(m, x)
-    np.testing.assert_allclose(got, ort_run(small_mlp(), {"x": x})[0], rtol=1e-5, atol=1e-6)
-    (entry,) = [e for e in m.fast_path._cache.values() if isinstance(e, fast._Replay)]
-    assert entry.plan is None and m.fast_path.stats["replayed"] == 1
+    _assert_replayed_without_a_plan(seed=11)
 
 
 def test_split_step_runs_every_part_once_and_reraises():
@@ -293,18 +298,8 @@ def test_split_step_runs_every_part_once_and_reraises():
 
 def test_odd_sized_max_pool_then_conv(kernels):
     """MaxPool of odd sizes (imported as ``max_pool2d``) read by a Conv: planned too."""
-    rng = np.random.default_rng(12)
-    nodes = [helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
-             helper.make_node("Conv", ["p", "w"], ["y"], kernel_shape=[3, 3],
-                              pads=[1, 1, 1, 1])]
-    model = make_model(nodes, [tensor_info("x", TensorProto.FLOAT, [2, 3, 9, 11])],
-                       [tensor_info("y", TensorProto.FLOAT, [2, 4, 4, 5])],
-                       {"w": rng.standard_normal((4, 3, 3, 3)).astype(np.float32)})
-    m = lg.onnx.load(model)
-    x = rng.standard_normal((2, 3, 9, 11)).astype(np.float32)
-    np.testing.assert_allclose(_replays(m, x), ort_run(model, {"x": x})[0], rtol=1e-4,
-                               atol=1e-5)
-    steps = _work(_plan_of(m))
+    pool = helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[2, 2], strides=[2, 2])
+    steps = _then_conv(pool, [2, 3, 9, 11], [2, 4, 4, 5], 12)
     assert steps[0].startswith("max pool 2x2") and steps[-1].startswith("conv2d im2col")
 
 
