@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 import lightgrad as lg  # noqa: E402
+from steps import classifier_step, lm_train_step  # noqa: E402
 
 clock = time.process_time
 
@@ -55,14 +56,8 @@ def gpt_steps(torch=None) -> dict[str, Callable[[], object]]:
     opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
     data = np.random.default_rng(0).integers(0, 65, (12, config.block_size + 1))
     x, y = lg.tensor(data[:, :-1]), lg.tensor(data[:, 1:])
-
-    def lg_step() -> None:
-        _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        lg.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-    steps = {"lightgrad": lg_step}
+    steps = {"lightgrad": partial(lm_train_step(model, opt, lg.nn.utils.clip_grad_norm_),
+                                  x, y)}
     if torch is None:
         return steps
     from torch_gpt import TorchGPT, copy_weights
@@ -70,14 +65,8 @@ def gpt_steps(torch=None) -> dict[str, Callable[[], object]]:
     copy_weights(model, tmodel)
     topt = tmodel.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
     tx, ty = torch.tensor(data[:, :-1]), torch.tensor(data[:, 1:])
-
-    def torch_step() -> None:
-        _, loss = tmodel(tx, ty)
-        topt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(tmodel.parameters(), 1.0)
-        topt.step()
-    return {**steps, "pytorch": torch_step}
+    torch_step = lm_train_step(tmodel, topt, torch.nn.utils.clip_grad_norm_)
+    return {**steps, "pytorch": partial(torch_step, tx, ty)}
 
 
 def gpt(torch) -> list[float]:
@@ -87,7 +76,6 @@ def gpt(torch) -> list[float]:
 def mlp_steps(torch=None) -> dict[str, Callable[[], object]]:
     """The MLP training step of each framework (PyTorch's only when ``torch`` is given)."""
     import mlp_step
-    from steps import classifier_step
 
     from lightgrad import nn, optim
     from lightgrad.nn import functional as F
@@ -114,7 +102,6 @@ def mlp(torch) -> list[float]:
 def cnn_steps(torch=None) -> dict[str, Callable[[], object]]:
     """The LeNet training step of each framework (PyTorch's only when ``torch`` is
     given)."""
-    from steps import classifier_step
 
     from lightgrad import optim
     from lightgrad.models.cnn import LeNet

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lightgrad as lg  # noqa: E402
 from lightgrad.graph import memory_stats, plan_memory  # noqa: E402
 from lightgrad.nn import functional as F  # noqa: E402
-from steps import classifier_step  # noqa: E402
+from steps import classifier_step, lm_train_step  # noqa: E402
 
 
 def gpt_step() -> tuple[Callable, list]:
@@ -32,14 +32,7 @@ def gpt_step() -> tuple[Callable, list]:
     model = GPT(config)
     opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
     data = np.random.default_rng(0).integers(0, 65, (12, config.block_size + 1))
-
-    def step(x, y):
-        _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        lg.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        return loss
+    step = lm_train_step(model, opt, lg.nn.utils.clip_grad_norm_)
     return step, [lg.tensor(data[:, :-1]), lg.tensor(data[:, 1:])]
 
 

@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import lightgrad as lg  # noqa: E402
-from steps import best_ms  # noqa: E402
+from steps import best_ms, cycling, lm_train_step  # noqa: E402
 from lightgrad.backends import base, get_backend  # noqa: E402
 from steps import classifier_step  # noqa: E402
 
@@ -173,21 +173,8 @@ def gpt_makers(threads: int) -> dict[str, Callable]:
         model = GPT(config)
         opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
         batches = [(lg.tensor(b[:, :-1]), lg.tensor(b[:, 1:])) for b in data]
-
-        def step(x, y):
-            _, loss = model(x, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            lg.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            return loss
-        fn = lg.jit(step) if jitted else step
-        counter = [0]
-
-        def run() -> object:
-            counter[0] += 1
-            return fn(*batches[counter[0] % len(batches)])
-        return run
+        step = lm_train_step(model, opt, lg.nn.utils.clip_grad_norm_)
+        return cycling(lg.jit(step) if jitted else step, batches)
 
     def torch_step() -> Callable[[], object]:
         lg.manual_seed(0)
@@ -195,18 +182,7 @@ def gpt_makers(threads: int) -> dict[str, Callable]:
         copy_weights(GPT(config), tmodel)
         topt = tmodel.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
         batches = [(torch.tensor(b[:, :-1]), torch.tensor(b[:, 1:])) for b in data]
-        counter = [0]
-
-        def run() -> object:
-            counter[0] += 1
-            x, y = batches[counter[0] % len(batches)]
-            _, loss = tmodel(x, y)
-            topt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(tmodel.parameters(), 1.0)
-            topt.step()
-            return loss
-        return run
+        return cycling(lm_train_step(tmodel, topt, torch.nn.utils.clip_grad_norm_), batches)
 
     return {"eager": lambda: lg_step(False), "jit": lambda: lg_step(True),
             "pytorch": torch_step}

@@ -32,24 +32,41 @@ def lm_batches(vocab: int, n: int, batch: int, length: int, torch: Any) -> tuple
             [(torch.tensor(b[:, :-1]), torch.tensor(b[:, 1:])) for b in data])
 
 
-def lm_step(model: Any, opt: Any, batches: list, clip: Callable[..., Any],
-            forward: Any = None) -> Callable[[], float]:
-    """A closure doing one language-model training step (forward through ``forward``,
+def lm_train_step(model: Any, opt: Any, clip: Callable[..., Any],
+                  forward: Any = None) -> Callable[[Any, Any], Any]:
+    """``step(x, y)``: one language-model training step (forward through ``forward``,
     default the model itself, e.g. a DistributedDataParallel wrapper; backward, gradient
-    clipping at 1.0, optimizer step) on the next of ``batches``, returning the loss."""
-    counter = [0]
+    clipping at 1.0, optimizer step), returning the loss tensor (a function ``lg.jit`` can
+    trace)."""
     forward = model if forward is None else forward
 
-    def step() -> float:
-        x, y = batches[counter[0] % len(batches)]
-        counter[0] += 1
+    def step(x: Any, y: Any) -> Any:
         _, loss = forward(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         clip(model.parameters(), 1.0)
         opt.step()
-        return loss.item()
+        return loss
     return step
+
+
+def cycling(step: Callable[[Any, Any], Any], batches: list) -> Callable[[], Any]:
+    """A closure calling ``step(x, y)`` on the next of ``batches`` each time."""
+    counter = [0]
+
+    def run() -> Any:
+        x, y = batches[counter[0] % len(batches)]
+        counter[0] += 1
+        return step(x, y)
+    return run
+
+
+def lm_step(model: Any, opt: Any, batches: list, clip: Callable[..., Any],
+            forward: Any = None) -> Callable[[], float]:
+    """A closure doing :func:`lm_train_step` on the next of ``batches``, returning the
+    loss as a float."""
+    run = cycling(lm_train_step(model, opt, clip, forward), batches)
+    return lambda: run().item()
 
 
 def best_ms(fns: dict[str, Callable[[], object]], steps: int, rounds: int,
