@@ -59,10 +59,12 @@ class RecordingBackend(Backend):
 
     name = "graph"
 
-    def __init__(self, real: Backend, graph: Graph, execute: bool = False):
+    def __init__(self, real: Backend, graph: Graph, execute: bool = False,
+                 keep_values: bool = False):
         self.real = real
         self.graph = graph
         self.execute = execute
+        self.free_dead = PRUNE and not keep_values
         self.values: dict[Node, Any] = {}
         self.captured: dict[int, Node] = {}
         self.broken: str | None = None
@@ -116,7 +118,7 @@ class RecordingBackend(Backend):
         result = None
         if self.execute:
             self._recorded += 1
-            if PRUNE and self._recorded % PRUNE_EVERY == 0:
+            if self.free_dead and self._recorded % PRUNE_EVERY == 0:
                 self._prune()
             result = getattr(self.real, op)(*self._real(args))
             uses = self._uses
@@ -284,9 +286,11 @@ for _op in base.SHAPE_RULES:
 
 @contextlib.contextmanager
 def tracing(graph: Graph, devices: list[Device] | None = None,
-            execute: bool = False) -> Iterator[dict]:
+            execute: bool = False, keep_values: bool = False) -> Iterator[dict]:
     """Within the block, tensors on ``devices`` (default: every device in use) record
-    into ``graph`` (and compute too, with ``execute``). Yields ``{device: recorder}``."""
+    into ``graph`` (and compute too, with ``execute``; ``keep_values`` keeps every computed
+    buffer in the recorders' ``values``, not only those still held). Yields
+    ``{device: recorder}``."""
     chosen = list({id(d): d for d in (devices or _devices.values())}.values())
     saved = [(d, d.backend) for d in chosen]
     recorders = {}
@@ -294,7 +298,7 @@ def tracing(graph: Graph, devices: list[Device] | None = None,
         if isinstance(real, RecordingBackend):
             raise TraceError(f"already tracing on device {d}: lg.jit functions and graph "
                              "recording can't be nested")
-        recorders[d] = RecordingBackend(real, graph, execute)
+        recorders[d] = RecordingBackend(real, graph, execute, keep_values)
         d.backend = recorders[d]
     _active[0] += 1
     try:

@@ -57,7 +57,8 @@ def export(model: Any, args: Any, f: Any = None, *, input_names: Sequence[str] |
         model.eval()
     _exporting[0] = True
     try:
-        with no_grad(), tracing(graph, [device], execute=True) as recorders:
+        # keep_values: constants computed from parameters become initializers
+        with no_grad(), tracing(graph, [device], execute=True, keep_values=True) as recorders:
             rec = recorders[device]
             for p, t in zip(proxies, args):
                 rec.values[p._data] = t._data
@@ -115,7 +116,7 @@ def _to_onnx(graph: Any, rec: Any, out_nodes: list, input_names: list, output_na
         if node not in needed or node.op == "input":
             continue
         if node.op == "param" or node in const_nodes and node.op != "select":
-            value = _const_value(node, rec)
+            value = rec.values.get(node, node.value)
             name = param_names.get(id(node.value)) if node.op == "param" else None
             if name is None or name in taken:
                 name = w.fresh("param" if node.op == "param" else "const")
@@ -203,14 +204,3 @@ def _constant_nodes(graph: Any) -> set:
 
 __all__ = ["export", "OnnxError"]
 
-
-def _const_value(node: Node, rec: Any) -> Any:
-    """The value of a node computed from constants only: the traced call's buffer, or,
-    when the recorder already dropped it (it frees intermediates nothing holds while it
-    traces), recomputed from its arguments on the real backend."""
-    value = rec.values.get(node, node.value)
-    if value is None and node.op not in ("param", "input"):
-        args = tuple(_const_value(a, rec) if isinstance(a, Node) else a for a in node.args)
-        value = getattr(rec.real, node.op)(*args)
-        rec.values[node] = value
-    return value
