@@ -128,9 +128,7 @@ def _stat_shape(x: np.ndarray, n_axes: int) -> tuple:
     return x.shape[:x.ndim - n_axes] + (1,) * n_axes
 
 
-def _opt(p: np.ndarray | None) -> int | None:
-    """A pointer, or None (NULL) for a missing weight or bias."""
-    return None if p is None else _ptr(p)
+_opt = native.optional_pointer  # a missing weight or bias is NULL
 
 
 def layer_norm(x: np.ndarray, weight: Any, bias: Any, n_axes: int, eps: float) -> tuple | None:

@@ -23,8 +23,6 @@ True
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from . import cpu_native, cpu_scan, native
@@ -35,12 +33,7 @@ native.declare(
     lg_selective_scan_backward_f64="p" * 19 + "i" * 6,
 )
 
-_ptr = native.pointer
-
-
-def _opt(x: Any) -> int | None:
-    """A pointer, or None (NULL) for an absent input or gradient."""
-    return None if x is None else _ptr(x)
+_ptr, _opt = native.pointer, native.optional_pointer  # _opt: an absent input is NULL
 
 
 def _padded(x: np.ndarray, width: int) -> np.ndarray:

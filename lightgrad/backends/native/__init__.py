@@ -92,6 +92,11 @@ def pointer(array: np.ndarray) -> int:
 _addressof, _byte = ctypes.addressof, ctypes.c_char
 
 
+def optional_pointer(array: np.ndarray | None) -> int | None:
+    """:func:`pointer`, or ``None`` (passed as NULL) for an absent array."""
+    return None if array is None else pointer(array)
+
+
 def library() -> Any:
     """The loaded kernel library (a ``ctypes.CDLL``), or ``None`` when the C kernels are off
     or cannot be built here (then a warning says why, once)."""
