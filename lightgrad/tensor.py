@@ -567,30 +567,7 @@ class Tensor:
         out = Where.apply(mask, value, self)
         return out if out.dtype is self.dtype else out.to(self.dtype)
 
-    def __add__(self, other: Any) -> "Tensor":
-        if _grad_enabled[0] and (self.requires_grad or isinstance(other, Tensor) and
-                                 other.requires_grad):
-            return _add(self, other)
-        return _add_fwd(UNRECORDED, self, other)
-
-    def __sub__(self, other: Any) -> "Tensor":
-        if _grad_enabled[0] and (self.requires_grad or isinstance(other, Tensor) and
-                                 other.requires_grad):
-            return _sub(self, other)
-        return _sub_fwd(UNRECORDED, self, other)
-
-    def __mul__(self, other: Any) -> "Tensor":
-        if _grad_enabled[0] and (self.requires_grad or isinstance(other, Tensor) and
-                                 other.requires_grad):
-            return _mul(self, other)
-        return _mul_fwd(UNRECORDED, self, other)
-
-    def __truediv__(self, other: Any) -> "Tensor":
-        if _grad_enabled[0] and (self.requires_grad or isinstance(other, Tensor) and
-                                 other.requires_grad):
-            return _div(self, other)
-        return _div_fwd(UNRECORDED, self, other)
-
+    # __add__, __sub__, __mul__, __truediv__: made by _binary_method at the end of the module
     __pow__ = pow
     __neg__ = neg
     __abs__ = abs
@@ -1474,10 +1451,26 @@ from .printing import format_tensor  # noqa: E402
 # The most frequent ops, bound once. With nothing to record, their Tensor methods call the
 # op's forward directly with the shared UNRECORDED ctx (see autograd._Unrecorded), else
 # ``apply``, which records the call.
-_add, _sub, _mul, _div, _exp, _relu, _sum, _matmul, _reshape, _getitem = (
-    f.apply for f in (elementwise.Add, elementwise.Sub, elementwise.Mul, elementwise.Div,
-                      elementwise.Exp, elementwise.Relu, Sum, MatMul, Reshape, GetItem))
-_add_fwd, _sub_fwd, _mul_fwd, _div_fwd, _exp_fwd, _relu_fwd, _sum_fwd, _matmul_fwd, \
-    _reshape_fwd, _getitem_fwd = (
-        f.forward for f in (elementwise.Add, elementwise.Sub, elementwise.Mul, elementwise.Div,
-                            elementwise.Exp, elementwise.Relu, Sum, MatMul, Reshape, GetItem))
+_exp, _relu, _sum, _matmul, _reshape, _getitem = (
+    f.apply for f in (elementwise.Exp, elementwise.Relu, Sum, MatMul, Reshape, GetItem))
+_exp_fwd, _relu_fwd, _sum_fwd, _matmul_fwd, _reshape_fwd, _getitem_fwd = (
+    f.forward for f in (elementwise.Exp, elementwise.Relu, Sum, MatMul, Reshape, GetItem))
+
+
+def _binary_method(fn: type, name: str) -> Callable[[Tensor, Any], Tensor]:
+    """``Tensor.<name>``: ``fn.apply`` when an operand needs its gradient recorded, else
+    ``fn.forward`` with the UNRECORDED ctx."""
+    apply, forward = fn.apply, fn.forward
+
+    def method(self: Tensor, other: Any) -> Tensor:
+        if _grad_enabled[0] and (self.requires_grad or isinstance(other, Tensor) and
+                                 other.requires_grad):
+            return apply(self, other)
+        return forward(UNRECORDED, self, other)
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
+for _name, _fn in (("__add__", elementwise.Add), ("__sub__", elementwise.Sub),
+                   ("__mul__", elementwise.Mul), ("__truediv__", elementwise.Div)):
+    setattr(Tensor, _name, _binary_method(_fn, _name))
